@@ -1,0 +1,1 @@
+"""The ``abi-harness`` command line (see :mod:`abi_harness.cli`)."""

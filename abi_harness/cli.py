@@ -1,0 +1,181 @@
+"""The ``abi-harness`` command: a thin shell over the library.
+
+Each subcommand parses its arguments, calls one library function and prints
+the result. Errors users can cause (a malformed file, a missing path, a broken
+spec file) end in one line on standard error and a non-zero exit, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from abi_specs import AbiError, Spec, builtin_spec, load_spec_file
+from abi_specs.check import CheckUsageError, check_path, choose_spec
+from abi_specs.docs import first_difference, render_entry, render_tree, write_tree
+
+PROG = "abi-harness"
+
+#: Exit status for a file or tree that fails its check.
+EXIT_INVALID = 1
+#: Exit status for a command that could not run (bad arguments, unreadable input).
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A command that cannot run as asked; the message is shown as is."""
+
+
+def _spec(args: argparse.Namespace) -> Spec:
+    return load_spec_file(args.spec_file) if getattr(args, "spec_file", None) else builtin_spec()
+
+
+def _show(value: object) -> str:
+    """A value for people: numbers in decimal, and in hex when that reads differently."""
+    if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= 9:
+        return f"{value} ({value:#x})"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def cmd_specs(args: argparse.Namespace) -> int:
+    """List every ABI file the spec knows."""
+    spec = _spec(args)
+    rows = [
+        {
+            "name": f.name,
+            "path": f.path,
+            "kind": f.kind,
+            "mode": f.mode,
+            "mode_octal": f"{f.mode:04o}",
+            "platforms": list(f.platforms),
+            "present": list(f.present),
+            "stability": f.stability,
+            "link_to": f.link_to or None,
+        }
+        for f in spec.files
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["path"]) for r in rows)
+    print(f"{'PATH':<{width}}  MODE  {'PLATFORMS':<20} {'PRESENT':<15} STABILITY")
+    for r in rows:
+        print(f"{r['path']:<{width}}  {r['mode_octal']}  {','.join(r['platforms']):<20} "
+              f"{','.join(r['present']):<15} {r['stability']}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a live or captured file against the spec."""
+    spec = _spec(args)
+    entry = choose_spec(spec, args.spec, args.file)
+    where = "standard input" if args.file == "-" else args.file
+    try:
+        values = check_path(entry, args.file)
+    except CheckUsageError:
+        raise  # the check could not run: a usage error, not an invalid file
+    except AbiError as exc:
+        print(f"{PROG}: invalid {entry.path} ({where}): {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        print(json.dumps({"spec": entry.name, "path": entry.path, "valid": True, "values": values}, indent=2))
+        return 0
+    print(f"valid: {where} is a well-formed {entry.path} ({entry.name})")
+    for key, value in values.items():
+        if key == "ranges":
+            for r in value:  # type: ignore[union-attr]
+                print(f"  range {r['name']}: start {r['start']:#x} length {r['length']:#x}")
+        elif isinstance(value, (list, dict)):
+            print(f"  {key}: {json.dumps(value)}")
+        else:
+            print(f"  {key} = {_show(value)}")
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Render Documentation/ABI entries from the spec."""
+    if args.spec_file:
+        spec = _spec(args)
+        base = {f.name for f in builtin_spec().files}
+        drafts = [f for f in spec.files if f.name not in base]
+        if not drafts:
+            raise UsageError(f"{args.spec_file}: defines no ABI file")
+        print("\n".join(render_entry(f, spec) for f in drafts if f.documented), end="")
+        return 0
+    spec = builtin_spec()
+    tree = render_tree(spec)
+    out = Path(args.out)
+    if args.check:
+        diff = first_difference(tree, out)
+        if diff:
+            print(f"{PROG}: Documentation/ABI drafts are stale: {diff} (run '{PROG} docs' to regenerate)", file=sys.stderr)
+            return EXIT_INVALID
+        print(f"{out}: {len(tree)} files match the spec")
+        return 0
+    written = write_tree(tree, out)
+    for path in written:
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Test harness for the Linux crash-dump sysfs/procfs ABI "
+        "(phyp dump, fadump, kdump): the ABI spec, its checks and its documentation.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("specs", help="list every ABI file the spec knows",
+                       description="List every ABI file the spec knows: path, mode, platforms, stability.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--spec-file", metavar="FILE", help="add the files described in a spec file (TOML)")
+    p.set_defaults(func=cmd_specs)
+
+    p = sub.add_parser(
+        "check", help="validate a live or captured ABI file",
+        description="Validate a live or captured file against the spec. Exit 0 and print the parsed "
+        "values when valid; exit 1 with one line saying what is wrong and where when not.",
+    )
+    p.add_argument("file", metavar="FILE", help="the file to check ('-' for standard input)")
+    p.add_argument("--spec", metavar="NAME",
+                   help="the spec entry (name or canonical path); guessed from FILE's path when omitted")
+    p.add_argument("--spec-file", metavar="FILE", help="check against a spec file (TOML) of your own")
+    p.add_argument("--json", action="store_true", help="print the parsed values as JSON")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "docs", help="render Documentation/ABI entries from the spec",
+        description="Render Documentation/ABI entries from the spec into DIR, or check that DIR is up to date.",
+    )
+    p.add_argument("--out", metavar="DIR", default="Documentation-ABI", help="output directory (default: %(default)s)")
+    p.add_argument("--check", action="store_true", help="exit 1, naming the first stale file, unless DIR matches the spec")
+    p.add_argument("--spec-file", metavar="FILE", help="print the entries of a spec file of your own instead")
+    p.set_defaults(func=cmd_docs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except (UsageError, CheckUsageError, AbiError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

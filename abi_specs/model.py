@@ -1,0 +1,255 @@
+"""The spec's vocabulary: platforms, sysfs/procfs files and their formats.
+
+These are plain frozen dataclasses built by :mod:`abi_specs.specfile` from TOML.
+Everything that reads or writes an ABI file (the mock, the checker, the
+strategies, the documentation renderer) works from these objects.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import re
+from dataclasses import dataclass
+
+from .binfmt import CellLayout
+from .errors import WriteRejected, show_text
+from .kformat import PrintfFormat
+from .kscan import KSTRTOX, KstrtoxError, c_string, kernel_sscanf
+
+STATES = ("capture", "armed")
+
+# The syntax of a VMCOREINFO value, by the name the spec gives it.
+INFO_VALUE_PATTERNS = {
+    "text": r"[^\n]*",
+    "dec": r"0|[1-9][0-9]*",
+    "sdec": r"0|-?[1-9][0-9]*",
+    "hex": r"[0-9a-f]+",
+    "y": r"y",
+}
+STABILITIES = ("stable", "testing", "obsolete", "removed")
+
+
+@dataclass(frozen=True)
+class Platform:
+    """A dump mechanism (phyp, fadump, kdump) and the kernel generation it lives in."""
+
+    name: str
+    title: str
+    arches: tuple[str, ...]
+    states: dict[str, str]
+    sysfs: str  # "sysfs-2.6" (buffer of PAGE_SIZE - 1) or "kernfs" (PAGE_SIZE)
+    description: str
+
+    def write_limit(self, page_size: int) -> int:
+        """Longest write the store method sees; longer writes are cut to this."""
+        return page_size - 1 if self.sysfs == "sysfs-2.6" else page_size
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """A named (start, length) pair inside a multi-value read format."""
+
+    name: str
+    start: str
+    length: str
+
+
+@dataclass(frozen=True)
+class ReadFormat:
+    """What a read returns: the kernel's printf format with named fields."""
+
+    printf: PrintfFormat
+    ranges: tuple[ByteRange, ...] = ()
+
+    def format(self, values: dict[str, int | str]) -> str:
+        return self.printf.format(values)
+
+    def parse(self, text: str | bytes) -> dict[str, int | str]:
+        return self.printf.parse(text)
+
+    def ranges_of(self, values: dict[str, int | str]) -> list[dict[str, int | str]]:
+        """The (name, start, length) pairs in *values*, in format order."""
+        return [
+            {"name": r.name, "start": values[r.start], "length": values[r.length]}
+            for r in self.ranges
+        ]
+
+
+@dataclass(frozen=True)
+class WriteFormat:
+    """How the store method parses a write, and which values it accepts.
+
+    ``parser`` is ``sscanf`` (with ``format`` and ``fields``, needing ``need``
+    conversions), one of the ``kstrto*`` helpers (with ``base`` and optionally
+    the ``accept``-ed values), or ``text`` (at most ``max_bytes - 1`` bytes, one
+    trailing newline removed). Failures map to ``parse_errno``.
+    """
+
+    parser: str
+    format: str = ""
+    fields: tuple[str, ...] = ()
+    need: int = 0
+    base: int = 0
+    accept: tuple[int, ...] = ()
+    max_bytes: int = 0
+    parse_errno: int = _errno.EINVAL
+
+    def parse(self, data: bytes, what: str = "write") -> dict[str, int | str]:
+        """Values the store method gets from *data*, or :class:`WriteRejected`."""
+        if self.parser == "sscanf":
+            result = kernel_sscanf(data, self.format, self.fields)
+            if len(result.values) < self.need:
+                found = show_text(c_string(data)[result.stop:])
+                reason = (
+                    f"only {len(result.values)} of {self.need} numbers scanned: at offset "
+                    f"{result.stop}: expected {result.expected}, found {found}"
+                )
+                raise WriteRejected(what, self.parse_errno, reason)
+            return dict(zip(self.fields, result.values))
+        if self.parser in KSTRTOX:
+            try:
+                value = KSTRTOX[self.parser](data, self.base, what)
+            except KstrtoxError as exc:
+                raise WriteRejected(what, self.parse_errno, str(exc).split(": ", 1)[1]) from None
+            if self.accept and value not in self.accept:
+                allowed = " or ".join(str(v) for v in self.accept)
+                raise WriteRejected(what, _errno.EINVAL, f"value {value} is not {allowed}")
+            return {self.fields[0] if self.fields else "value": value}
+        if self.parser == "text":
+            if self.max_bytes and len(data) >= self.max_bytes:
+                raise WriteRejected(what, _errno.EINVAL, f"{len(data)} bytes, at most {self.max_bytes - 1} fit")
+            text = c_string(data).decode("latin-1")
+            if text.endswith("\n"):
+                text = text[:-1]
+            return {self.fields[0] if self.fields else "value": text}
+        raise ValueError(f"unknown write parser {self.parser!r}")
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """An errno a write can fail with, and when (prose for the documentation)."""
+
+    errno: str
+    when: str
+
+    @property
+    def number(self) -> int:
+        return getattr(_errno, self.errno)
+
+
+@dataclass(frozen=True)
+class Quirk:
+    """A named kernel behaviour a model may switch off; ``default`` is what the kernel did."""
+
+    name: str
+    default: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What an ELF core of one architecture looks like."""
+
+    e_machine: int
+    endian: str  # "little" or "big"
+    prstatus_size: int
+
+
+@dataclass(frozen=True)
+class InfoKey:
+    """One family of VMCOREINFO keys (a regular expression) and its value syntax."""
+
+    key: str
+    value: str  # a key of INFO_VALUE_PATTERNS
+
+    def matches(self, key: str) -> bool:
+        return re.fullmatch(self.key, key) is not None
+
+    def value_ok(self, value: str) -> bool:
+        return re.fullmatch(INFO_VALUE_PATTERNS[self.value], value) is not None
+
+
+@dataclass(frozen=True)
+class CoreFormat:
+    """The rules of an ELF core as /proc/vmcore serves it."""
+
+    machines: dict[str, Machine]
+    vmcoreinfo: tuple[InfoKey, ...]
+
+    def info_rule(self, key: str) -> InfoKey | None:
+        """The first VMCOREINFO rule whose key pattern matches *key*."""
+        return next((r for r in self.vmcoreinfo if r.matches(key)), None)
+
+
+@dataclass(frozen=True)
+class AbiFile:
+    """One ABI file: a sysfs attribute, a procfs file or a device-tree property.
+
+    ``kind`` is ``attribute`` (text, read/write formats), ``property`` (binary,
+    ``cells`` layout) or ``core`` (an ELF core file, validated as /proc/vmcore).
+    ``present`` lists the platform states in which the file exists.
+    """
+
+    name: str
+    path: str
+    kind: str
+    mode: int
+    platforms: tuple[str, ...]
+    present: tuple[str, ...]
+    group: str
+    stability: str
+    date: str
+    kernel_version: str
+    contact: str
+    users: tuple[str, ...]
+    description: str
+    source: str
+    read: ReadFormat | None = None
+    write: WriteFormat | None = None
+    cells: CellLayout | None = None
+    core: CoreFormat | None = None
+    errors: tuple[ErrorRule, ...] = ()
+    quirks: tuple[Quirk, ...] = ()
+    link_to: str = ""
+    documented: bool = True
+
+    @property
+    def mode_text(self) -> str:
+        """The mode as ``ls -l`` shows it for a regular file, e.g. ``-rw-------``."""
+        bits = "rwxrwxrwx"
+        return "-" + "".join(b if self.mode & (1 << (8 - i)) else "-" for i, b in enumerate(bits))
+
+    def exists_on(self, platform: str, state: str) -> bool:
+        """Whether the file exists on *platform* in *state* (``capture`` or ``armed``)."""
+        return platform in self.platforms and state in self.present
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Every platform and ABI file the spec knows, looked up by name or path."""
+
+    platforms: dict[str, Platform]
+    files: tuple[AbiFile, ...]
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.files]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"duplicate ABI file names: {sorted(dup)}")
+
+    def get(self, name: str) -> AbiFile:
+        """The file called *name* (its short name or its canonical path)."""
+        for f in self.files:
+            if name in (f.name, f.path):
+                return f
+        known = ", ".join(f.name for f in self.files)
+        raise KeyError(f"no ABI file called {name!r} (known: {known})")
+
+    def guess(self, path: str) -> AbiFile | None:
+        """The file whose canonical path *path* ends with (a mount prefix is allowed)."""
+        matches = [f for f in self.files if path.endswith(f.path.lstrip("/"))]
+        return max(matches, key=lambda f: len(f.path), default=None)
+
+    def files_for(self, platform: str, state: str) -> list[AbiFile]:
+        """The files that exist on *platform* in *state*."""
+        return [f for f in self.files if f.exists_on(platform, state)]

@@ -1,0 +1,1 @@
+"""Reference crash-dump collectors that run against the mock (and real machines)."""
