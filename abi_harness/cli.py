@@ -17,6 +17,10 @@ from pathlib import Path
 from abi_specs import AbiError, Spec, builtin_spec, load_spec_file
 from abi_specs.check import CheckUsageError, check_path, choose_spec
 from abi_specs.docs import first_difference, render_entry, render_tree, write_tree
+from mockfs.machine import FixtureError
+
+from . import fixture_cmd
+from .errors import UsageError
 
 PROG = "abi-harness"
 
@@ -24,10 +28,6 @@ PROG = "abi-harness"
 EXIT_INVALID = 1
 #: Exit status for a command that could not run (bad arguments, unreadable input).
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A command that cannot run as asked; the message is shown as is."""
 
 
 def _spec(args: argparse.Namespace) -> Spec:
@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1, naming the first stale file, unless DIR matches the spec")
     p.add_argument("--spec-file", metavar="FILE", help="print the entries of a spec file of your own instead")
     p.set_defaults(func=cmd_docs)
+
+    fixture_cmd.register(sub)
     return parser
 
 
@@ -167,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (UsageError, CheckUsageError, AbiError) as exc:
+    except (UsageError, CheckUsageError, AbiError, FixtureError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
