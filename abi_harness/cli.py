@@ -19,7 +19,7 @@ from abi_specs.check import CheckUsageError, check_path, choose_spec
 from abi_specs.docs import first_difference, render_entry, render_tree, write_tree
 from mockfs.machine import FixtureError
 
-from . import fixture_cmd
+from . import fixture_cmd, mock_cmd
 from .errors import UsageError
 
 PROG = "abi-harness"
@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_docs)
 
     fixture_cmd.register(sub)
+    mock_cmd.register(sub)
     return parser
 
 

@@ -1,0 +1,181 @@
+"""The FUSE mock through real mounts and real system calls."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from abi_specs import builtin_spec
+from mockfs.live import REUSED_FILL
+from mockfs.machine import builtin_fixture_names
+from mockfs.testbed import MockMount
+
+SPEC = builtin_spec()
+
+
+def write(path: Path, data: bytes) -> int:
+    """One write(2), as `echo` does it; returns the count or raises OSError."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        return os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("name", builtin_fixture_names())
+def test_tree_is_the_spec(name: str) -> None:
+    with MockMount(name) as mock:
+        platform = mock.fixture.platform
+        expected = {f.path for f in SPEC.files_for(platform, "capture")}
+        served = {"/" + str(p.relative_to(mock.root)) for p in mock.root.rglob("*") if not p.is_dir() or p.is_symlink()}
+        assert served == expected
+        for f in SPEC.files_for(platform, "capture"):
+            st_ = os.lstat(mock.path(f.path))
+            assert st_.st_uid == 0 and st_.st_gid == 0
+            if f.link_to:
+                assert stat.S_ISLNK(st_.st_mode)
+                assert os.readlink(mock.path(f.path)) == f.link_to
+                continue
+            assert stat.S_IMODE(st_.st_mode) == f.mode, f.path
+            if f.kind == "attribute":
+                assert st_.st_size == 4096
+        assert os.stat(mock.path("/proc/vmcore")).st_size == mock.image.size
+    assert not any(" fuse" in line and str(mock.root) in line for line in Path("/proc/mounts").read_text().splitlines())
+
+
+@pytest.mark.parametrize("name", builtin_fixture_names())
+def test_every_readable_file_passes_check(name: str, cli) -> None:
+    with MockMount(name) as mock:
+        for f in SPEC.files_for(mock.fixture.platform, "capture"):
+            if f.read is None and f.kind == "attribute":
+                continue
+            proc = cli("check", str(mock.path(f.path)), "--json")
+            assert proc.returncode == 0, (f.path, proc.stderr)
+
+
+@settings(max_examples=60)
+@given(offset=st.integers(0, 5 << 30), length=st.sampled_from([1, 4095, 4096, 65536, 1 << 20, 1048560, 3 << 20]))
+def test_vmcore_bytes_are_the_image(vmcore_mock, offset: int, length: int) -> None:
+    mock = vmcore_mock
+    offset %= mock.image.size + 10
+    with open(mock.path("/proc/vmcore"), "rb", buffering=0) as f:
+        got = os.pread(f.fileno(), length, offset)
+    assert got == mock.image.read(offset, length)
+
+
+@pytest.fixture(scope="module")
+def vmcore_mock():
+    with MockMount("phyp-power6") as mock:
+        yield mock
+
+
+def test_release_region_lifecycle() -> None:
+    with MockMount("phyp-power6") as mock:
+        rr = mock.path("/sys/kernel/release_region")
+        values = SPEC.get("release_region").read.parse(rr.read_text())
+        lay = mock.fixture.phyp_layout()
+        assert tuple(values.values()) == lay.pairs()
+        assert not mock.path("/sys/kernel/phyp_dump_active").exists()
+        with open(mock.path("/proc/vmcore"), "rb") as f:
+            while f.read(8 << 20):
+                pass
+        ranges = list(zip(lay.pairs()[::2], lay.pairs()[1::2]))
+        for start, length in ranges:
+            assert write(rr, f"{start:#x} {length:#x}\n".encode()) == len(f"{start:#x} {length:#x}\n")
+        # Every range released: the kernel registers a new dump area and creates phyp_dump_active.
+        assert mock.path("/sys/kernel/phyp_dump_active").read_text() == "1\n"
+        assert rr.read_text() == SPEC.get("release_region").read.format(values)
+        # Released memory reads as what the new owner wrote, never the saved data.
+        with open(mock.path("/proc/vmcore"), "rb") as f:
+            f.seek(mock.image.size - 4096)
+            assert f.read(4096) == bytes([REUSED_FILL]) * 4096
+    report = mock.report
+    assert report["reregistered"] is True
+    kinds = [v["kind"] for v in mock.violations]
+    assert kinds == ["read-released"], kinds
+
+
+def test_malformed_write_is_einval_and_recorded() -> None:
+    with MockMount("phyp-power6") as mock:
+        rr = mock.path("/sys/kernel/release_region")
+        with pytest.raises(OSError) as info:
+            write(rr, b"0x10000000,0x10000\n")
+        assert info.value.errno == errno.EINVAL
+        assert write(rr, b"") == 0
+        trace = mock.trace()
+    bad = [t for t in trace if t["op"] == "write" and t.get("errno") == "EINVAL"]
+    assert bad and bad[0]["path"] == "/sys/kernel/release_region" and bad[0]["comm"]
+    assert {"time", "pid", "comm", "path", "op", "offset", "length", "result"} <= set(bad[0])
+    assert [v["kind"] for v in mock.violations][:1] == ["malformed-write"]
+
+
+def test_release_judged_on_what_was_asked() -> None:
+    with MockMount("phyp-power6") as mock:
+        lay = mock.fixture.phyp_layout()
+        rr = mock.path("/sys/kernel/release_region")
+        write(rr, f"{lay.reserve_start + 0x800:#x} 0x10000".encode())  # unaligned, never read
+        write(rr, f"{lay.reserve_start:#x} 0x20000".encode())  # overlaps the first
+        write(rr, b"0x0 0x1000")  # outside the reserved area
+    kinds = {v["kind"] for v in mock.violations}
+    assert {"release-unaligned", "release-unread", "release-overlap", "release-outside-reserved", "memory-held"} <= kinds
+
+
+def test_fadump_release_mem_removes_vmcore() -> None:
+    with MockMount("fadump-power9") as mock:
+        reg = mock.path("/sys/kernel/fadump/registered")
+        with pytest.raises(OSError) as info:
+            write(reg, b"1\n")
+        assert info.value.errno == errno.EPERM  # a dump is active
+        assert mock.path("/sys/kernel/fadump_release_mem").exists()
+        with pytest.raises(OSError) as info:
+            write(mock.path("/sys/kernel/fadump/release_mem"), b"2\n")
+        assert info.value.errno == errno.EINVAL
+        assert write(mock.path("/sys/kernel/fadump_release_mem"), b"1\n") == 2  # through the compat link
+        assert not mock.path("/proc/vmcore").exists()
+        with pytest.raises(OSError) as info:
+            write(mock.path("/sys/kernel/fadump/release_mem"), b"1\n")
+        assert info.value.errno == errno.EPERM
+        assert write(reg, b"1\n") == 2
+        assert reg.read_text() == "1\n"
+    kinds = [v["kind"] for v in mock.violations]
+    assert "release-unread" in kinds and "memory-held" not in kinds
+
+
+def test_vmcore_is_root_only() -> None:
+    with MockMount("kdump-x86_64") as mock:
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat",
+                               str(mock.path("/proc/vmcore"))], capture_output=True)
+        assert proc.returncode != 0
+        assert b"Permission denied" in proc.stderr
+
+
+def test_faults() -> None:
+    with MockMount("kdump-x86_64", faults=["eio:0x100000-0x200000", "short:1000"]) as mock:
+        fd = os.open(mock.path("/proc/vmcore"), os.O_RDONLY)
+        try:
+            assert len(os.pread(fd, 65536, 0)) == 1000
+            with pytest.raises(OSError) as info:
+                os.pread(fd, 4096, 0x180000)
+            assert info.value.errno == errno.EIO
+        finally:
+            os.close(fd)
+    with MockMount("kdump-x86_64", faults=["kill-after:4M"]) as mock:
+        proc = subprocess.run(["dd", f"if={mock.path('/proc/vmcore')}", "of=/dev/null", "bs=1M"], capture_output=True)
+        assert proc.returncode == -9
+        kills = [t for t in mock.trace() if t["op"] == "kill"]
+        assert kills and kills[0]["comm"] == "dd"
+
+
+def test_report_is_json(tmp_path: Path) -> None:
+    with MockMount("kdump-x86_64", workdir=tmp_path) as mock:
+        mock.path("/sys/kernel/kexec_crash_size").write_text("0\n")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["fixture"] == "kdump-x86_64" and report["violations"] == []
