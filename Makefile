@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # Debian packages the harness and its tests drive.
 DEBS := fuse3 util-linux kexec-tools makedumpfile elfutils gdb-multiarch kdump-tools
 
-.PHONY: all install system-deps venv demo test lint docs clean
+.PHONY: all install system-deps venv demo test lint docs bench clean
 
 all: test
 
@@ -37,7 +37,7 @@ venv: $(STAMP)
 install: system-deps venv
 
 demo: install
-	$(BIN)/abi-harness specs
+	$(BIN)/abi-harness demo
 
 lint: venv
 	$(BIN)/ruff check .
@@ -49,6 +49,12 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/abi-harness docs --check
 	$(BIN)/pytest -n auto
+
+bench: install
+	$(BIN)/python bench/bench_vmcore.py
+	$(BIN)/python bench/bench_mock.py
+	$(BIN)/python bench/bench_collector.py
+	$(BIN)/python bench/bench_conform.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

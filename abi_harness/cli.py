@@ -19,7 +19,7 @@ from abi_specs.check import CheckUsageError, check_path, choose_spec
 from abi_specs.docs import first_difference, render_entry, render_tree, write_tree
 from mockfs.machine import FixtureError
 
-from . import fixture_cmd, mock_cmd
+from . import conform_cmd, fixture_cmd, mock_cmd
 from .errors import UsageError
 
 PROG = "abi-harness"
@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fixture_cmd.register(sub)
     mock_cmd.register(sub)
+    conform_cmd.register(sub)
     return parser
 
 
@@ -172,6 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except (UsageError, CheckUsageError, AbiError, FixtureError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a file the command needed: name it, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""`abi-harness mount`, `umount` and `cleanup`: the mock as a daemon."""
+"""`abi-harness mount`, `umount`, `run` and `cleanup`: the mock as a daemon or around a program."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from mockfs.daemon import cleanup, mount, serve, umount
 from mockfs.faults import parse_faults
 from mockfs.live import LiveMachine
 from mockfs.machine import VmcoreImage, resolve_fixture
+from mockfs.namespace import cleanup as namespace_cleanup
+from mockfs.report import render_report
+from mockfs.runner import run
 
 from .errors import UsageError
 
@@ -44,8 +47,28 @@ def cmd_umount(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    argv = list(args.command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise UsageError("no command given: abi-harness run [OPTIONS] -- CMD [ARGS...]")
+    result = run(argv, fixture=args.fixture, output=args.output, trace=args.trace, faults=args.fault)
+    if args.report:
+        Path(args.report).write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(render_report(result), file=sys.stderr)
+    return result.exit_status
+
+
 def cmd_cleanup(args: argparse.Namespace) -> int:
     done = cleanup()
+    report = namespace_cleanup()
+    done += [f"killed stray process {pid}" for pid in report.killed]
+    done += [f"unmounted {path}" for path in report.unmounted]
+    done += [f"removed record {path}" for path in report.records]
     for line in done:
         print(line)
     if not done:
@@ -59,7 +82,7 @@ def add_fault_option(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``mount``, ``umount`` and ``cleanup`` to the top-level parser."""
+    """Add ``mount``, ``umount``, ``run`` and ``cleanup`` to the top-level parser."""
     p = sub.add_parser(
         "mount", help="serve a fixture's dump ABI over FUSE",
         description="Serve, under MOUNTPOINT, the tree of canonical paths (sys/kernel/..., proc/vmcore, "
@@ -78,6 +101,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Unmount the mock at MOUNTPOINT and wait for its daemon to finish.")
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     p.set_defaults(func=cmd_umount)
+
+    p = sub.add_parser(
+        "run", help="run an unmodified program against a mocked crashed machine",
+        description="Run CMD in a private mount namespace where /proc/vmcore, the fixture's /sys/kernel dump "
+        "files and /proc/device-tree/rtas/* are the mock, at their canonical paths; the rest of /proc and "
+        "/sys/kernel stays real. Prints a report (what was read and released, the violations) on standard "
+        "error and exits with CMD's status, or 3 when CMD succeeded but violations were recorded.",
+    )
+    p.add_argument("--fixture", metavar="F", default="phyp-power6",
+                   help="a built-in fixture name or a manifest (default: %(default)s)")
+    p.add_argument("--output", metavar="DIR", help="the directory CMD saves the dump to (created; --fault enospc limits it)")
+    p.add_argument("--trace", metavar="FILE", help="write the JSON Lines trace of every operation to FILE")
+    p.add_argument("--report", metavar="FILE", help="also write the report as JSON to FILE")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on standard output")
+    add_fault_option(p)
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the program to run")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("cleanup", help="remove mounts and daemons a crashed run left behind",
                        description="Unmount and end every mock daemon recorded under /run/abi-harness.")

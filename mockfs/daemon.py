@@ -10,6 +10,7 @@ what a killed run left behind.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -22,8 +23,11 @@ from pathlib import Path
 from abi_specs.errors import AbiError
 
 from .faults import FaultPlan
+from .fs import MockFS, mfusepy
 from .live import LiveMachine
+from .trace import Trace
 
+_PR_SET_PDEATHSIG = 1
 RUNTIME = Path(os.environ.get("ABI_HARNESS_RUNTIME", "/run/abi-harness"))
 
 
@@ -54,12 +58,9 @@ def is_mounted(mountpoint: Path) -> bool:
 def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, faults: FaultPlan | None = None,
           report: Path | None = None) -> None:
     """Serve *machine* at *mountpoint* until it is unmounted (blocks)."""
-    from .fs import MockFS, mfusepy
-    from .trace import Trace
-
     fs = MockFS(machine, Trace(trace), faults)
     options = {"foreground": True, "direct_io": True, "default_permissions": True, "fsname": "abi-harness",
-               "subtype": "abi-harness", "max_threads": 16}
+               "subtype": "abi-harness"}
     if os.geteuid() == 0:
         options["allow_other"] = True  # the collector may run as another user
     try:
@@ -75,23 +76,40 @@ def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
 
 
 def mount(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, faults: FaultPlan | None = None,
-          report: Path | None = None, timeout: float = 10.0) -> Mounted:
-    """Fork a daemon serving *machine* at *mountpoint*; return once the mount answers."""
+          report: Path | None = None, timeout: float = 10.0, log: Path | None = None,
+          die_with_parent: bool = False) -> Mounted:
+    """Fork a daemon serving *machine* at *mountpoint*; return once the mount answers.
+
+    The daemon's diagnostics (libfuse's included) go to *log* (default: a file
+    next to the mount record); a failed mount quotes its last line. With
+    *die_with_parent* the daemon is killed when the calling thread's process
+    dies (runs and tests); without it, it outlives the caller (``abi-harness mount``).
+    """
     mountpoint = Path(mountpoint)
+    log = log or _record_path(mountpoint).with_suffix(".log")
+    with contextlib.suppress(OSError):
+        log.parent.mkdir(parents=True, exist_ok=True)
     if not mountpoint.is_dir():
         raise MountError(f"{mountpoint}: mount point is not a directory")
     if is_mounted(mountpoint):
         raise MountError(f"{mountpoint}: something is already mounted there")
     if not Path("/dev/fuse").exists():
         raise MountError("/dev/fuse is missing: load the fuse module (modprobe fuse)")
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the daemon
         code = 0
         try:
+            if die_with_parent:
+                ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != parent:
+                    os._exit(1)
             os.setsid()
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1):
                 os.dup2(devnull, fd)
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), 2)
             serve(machine, mountpoint, trace, faults, report)
         except BaseException as exc:  # report and leave: a daemon has no one to raise to
             print(f"abi-harness daemon: {exc}", file=sys.stderr)
@@ -102,7 +120,8 @@ def mount(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
     while not is_mounted(mountpoint):
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            raise MountError(f"{mountpoint}: the mock daemon exited before mounting (status {status})")
+            why = _last_line(log) or f"exit status {os.waitstatus_to_exitcode(status)}"
+            raise MountError(f"{mountpoint}: the mock daemon could not mount: {why}")
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             raise MountError(f"{mountpoint}: the mount did not answer within {timeout:g} s")
@@ -112,6 +131,13 @@ def mount(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps({"pid": pid, "mountpoint": str(mountpoint.resolve())}))
     return Mounted(pid, mountpoint, report)
+
+
+def _last_line(path: Path) -> str:
+    with contextlib.suppress(OSError):
+        lines = [line for line in path.read_text(errors="replace").splitlines() if "max threads" not in line]
+        return lines[-1].strip() if lines else ""
+    return ""
 
 
 def umount(mountpoint: Path, timeout: float = 10.0) -> None:

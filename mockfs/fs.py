@@ -43,7 +43,7 @@ class MockFS(mfusepy.Operations):
         self.faults = faults or FaultPlan()
         self.started = time.time_ns()
         self._read_total = 0
-        self._killed: set[int] = set()
+        self._kill_done = False  # kill-after fires once: a rerun must be able to finish
         self._lock = threading.Lock()
 
     # -- helpers --------------------------------------------------------------------------
@@ -147,8 +147,8 @@ class MockFS(mfusepy.Operations):
                 self._read_total += len(data)
                 due = self._read_total >= faults.kill_after
             pid = self._caller()
-            if due and pid not in self._killed:
-                self._killed.add(pid)
+            if due and not self._kill_done:
+                self._kill_done = True
                 self._log(path, "kill", fault="kill-after", bytes_read=self._read_total)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)

@@ -43,7 +43,8 @@ class MockMount:
 
     def start(self) -> MockMount:
         self.root.mkdir(parents=True, exist_ok=True)
-        self._handle = mount(LiveMachine(self.image), self.root, self.trace_path, self.faults, self.report_path)
+        self._handle = mount(LiveMachine(self.image), self.root, self.trace_path, self.faults, self.report_path,
+                             log=self.workdir / "daemon.log", die_with_parent=True)
         return self
 
     def stop(self) -> dict[str, object]:

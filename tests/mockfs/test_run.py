@@ -1,0 +1,123 @@
+"""`abi-harness run`: unmodified programs see the mock at canonical paths; the host stays clean."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mockfs.machine import expected_dmesg, resolve_fixture
+from mockfs.runner import EXIT_VIOLATIONS, run
+
+
+def host_mounts_under(path: Path) -> list[str]:
+    """Mounts of the host below *path* (other tests may mount elsewhere at the same time)."""
+    return [line for line in Path("/proc/mounts").read_text().splitlines() if str(path) in line]
+
+
+@pytest.mark.parametrize("name", ["kdump-x86_64", "phyp-power6", "fadump-power9"])
+def test_vmcore_dmesg_reads_the_canonical_path(name: str, tmp_path: Path) -> None:
+    out = tmp_path / "dmesg.txt"
+    result = run(["sh", "-c", f"vmcore-dmesg /proc/vmcore > {out}"], fixture=name, workdir=tmp_path / "w")
+    assert result.returncode == 0
+    assert out.read_text() == expected_dmesg(resolve_fixture(name).log)
+
+
+def test_makedumpfile_dump_dmesg_through_the_runner(tmp_path: Path) -> None:
+    out = tmp_path / "dmesg.txt"
+    result = run(["makedumpfile", "--dump-dmesg", "/proc/vmcore", str(out)], fixture="kdump-x86_64",
+                 workdir=tmp_path / "w")
+    assert result.returncode == 0
+    assert out.read_text() == expected_dmesg(resolve_fixture("kdump-x86_64").log)
+
+
+def test_the_rest_of_proc_and_sys_stays_real(tmp_path: Path) -> None:
+    script = (
+        # `read` is a shell builtin: /proc/self is the shell itself.
+        "set -e; read -r me _ < /proc/self/stat; test \"$me\" = \"$$\"; ps -o pid= -p $$ >/dev/null; "
+        "grep -q '^Name:' /proc/self/status; test \"$(cat <(echo hi))\" = hi; echo in | cat /dev/stdin >/dev/null; "
+        "test -d /sys/kernel/mm; stat -c %a /proc/vmcore | grep -qx 400; "
+        "test \"$(stat -c %U /proc/vmcore)\" = root; cat /sys/kernel/release_region >/dev/null; "
+        "test -e /proc/device-tree/rtas/ibm,kernel-dump"
+    )
+    result = run(["bash", "-c", script], fixture="phyp-power6", workdir=tmp_path / "w")
+    assert result.returncode == 0
+
+
+def test_exit_status_policy(tmp_path: Path) -> None:
+    assert run(["sh", "-c", "exit 7"], fixture="kdump-x86_64", workdir=tmp_path / "a").exit_status == 7
+    assert run(["true"], fixture="kdump-x86_64", workdir=tmp_path / "b").exit_status == 0
+    held = run(["true"], fixture="phyp-power6", workdir=tmp_path / "c")  # never released anything
+    assert held.returncode == 0 and held.exit_status == EXIT_VIOLATIONS
+    assert [v["kind"] for v in held.violations] == ["memory-held"]
+
+
+def test_enospc_limits_the_output(tmp_path: Path) -> None:
+    out, log = tmp_path / "out", tmp_path / "log"
+    log.mkdir()
+    result = run(["sh", "-c", f"dd if=/proc/vmcore of={out}/vmcore bs=1M 2>{log}/err; echo $? > {log}/status"],
+                 fixture="kdump-x86_64", output=out, faults=["enospc:8M"], workdir=tmp_path / "w")
+    assert result.returncode == 0
+    assert (log / "status").read_text().strip() != "0"
+    assert "No space left" in (log / "err").read_text()
+    assert 0 < (out / "vmcore").stat().st_size <= 8 << 20
+
+
+def test_cli_run_json_and_trace(cli, tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    proc = cli("run", "--fixture", "kdump-x86_64", "--json", "--trace", str(trace), "--",
+               "sh", "-c", "head -c 4096 /proc/vmcore >/dev/null")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["exit_status"] == 0 and report["violations"] == []
+    ops = [json.loads(line) for line in trace.read_text().splitlines()]
+    reads = [op for op in ops if op["op"] == "read" and op["path"] == "/proc/vmcore"]
+    assert reads and reads[0]["comm"] == "head"
+
+
+def test_sigkill_of_the_runner_leaves_the_host_clean(tmp_path: Path) -> None:
+    code = (
+        "from mockfs.runner import run; "
+        f"run(['sleep', '60'], fixture='kdump-x86_64', workdir={str(tmp_path / 'w')!r})"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (tmp_path / "w" / "mock" / "trace.jsonl").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)
+    assert host_mounts_under(tmp_path) == []
+    left = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True).stdout.split()
+    mine = [pid for pid in left if str(tmp_path) in Path(f"/proc/{pid}/cmdline").read_text(errors="ignore")]
+    assert not mine
+    daemons = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmd_has(p, str(tmp_path))]
+    assert not daemons
+
+
+def _cmd_has(proc_dir: Path, text: str) -> bool:
+    try:
+        return text in (proc_dir / "cmdline").read_text(errors="ignore") and int(proc_dir.name) != os.getpid()
+    except OSError:
+        return False
+
+
+@pytest.mark.abi_fixture("kdump-x86_64")
+def test_plugin_fixtures(abi_mock, abi_run) -> None:
+    assert abi_mock.path("/sys/kernel/kexec_crash_size").read_text() == "0\n"
+    result = abi_run(["sh", "-c", "cat /sys/kernel/kexec_crash_loaded"])
+    assert result.returncode == 0 and result.violations == []
+
+
+@pytest.mark.parametrize("abi_mock", ["fadump-power9", "kdump-x86_64"], indirect=True)
+def test_plugin_parametrized_by_fixture_image(abi_mock, abi_run) -> None:
+    result = abi_run(["sh", "-c", "test -e /proc/vmcore && cat /sys/kernel/vmcoreinfo"])
+    assert result.returncode == 0
+    assert result.report["fixture"] == abi_mock.fixture.name
