@@ -63,7 +63,8 @@ def cmd_conform(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     fixture = DEMO_FIXTURES[args.platform]
-    collector = shutil.which("vmcore-save")
+    beside = Path(sys.executable).parent / "vmcore-save"  # installed with this package
+    collector = str(beside) if beside.exists() else shutil.which("vmcore-save")
     if collector is None:
         raise UsageError("vmcore-save is not installed (make install)")
     with tempfile.TemporaryDirectory(prefix="abi-demo-") as tmp:

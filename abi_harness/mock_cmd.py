@@ -64,8 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    done = cleanup()
-    report = namespace_cleanup()
+    done = cleanup(everything=args.all)
+    report = namespace_cleanup(include_live=args.all)
     done += [f"killed stray process {pid}" for pid in report.killed]
     done += [f"unmounted {path}" for path in report.unmounted]
     done += [f"removed record {path}" for path in report.records]
@@ -120,5 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("cleanup", help="remove mounts and daemons a crashed run left behind",
-                       description="Unmount and end every mock daemon recorded under /run/abi-harness.")
+                       description="Unmount and end the mock daemons and runs a crash left behind (recorded under "
+                       "/run/abi-harness). Live mocks and runs are left alone unless --all is given.")
+    p.add_argument("--all", action="store_true", help="also end live mocks and runs")
     p.set_defaults(func=cmd_cleanup)

@@ -140,13 +140,13 @@ def _last_line(path: Path) -> str:
     return ""
 
 
-def umount(mountpoint: Path, timeout: float = 10.0) -> None:
-    """Unmount the mock at *mountpoint* and wait for its daemon to finish."""
+def umount(mountpoint: Path, timeout: float = 10.0, pid: int | None = None) -> None:
+    """Unmount the mock at *mountpoint* and wait for its daemon (*pid*, else the recorded one) to finish."""
     mountpoint = Path(mountpoint)
     record = _record_path(mountpoint)
-    pid = None
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        pid = json.loads(record.read_text())["pid"]
+    if pid is None:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pid = json.loads(record.read_text())["pid"]
     if not is_mounted(mountpoint):
         record.unlink(missing_ok=True)
         raise MountError(f"{mountpoint}: no mock is mounted there")
@@ -175,8 +175,31 @@ def _wait_gone(pid: int, timeout: float) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def cleanup() -> list[str]:
-    """Remove mounts and daemons a crashed run left behind; say what was done."""
+def _answers(mountpoint: Path) -> bool:
+    """Whether the FUSE mount at *mountpoint* is served (a dead daemon gives ENOTCONN)."""
+    try:
+        os.stat(mountpoint)
+        return True
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def cleanup(everything: bool = False) -> list[str]:
+    """Remove mounts and daemons a crashed run left behind; say what was done.
+
+    A mock whose daemon is alive and whose mount answers is someone's live
+    mock: it is left alone unless *everything* is asked for.
+    """
     done = []
     for record in sorted((RUNTIME / "mounts").glob("*.json")) if (RUNTIME / "mounts").is_dir() else []:
         try:
@@ -185,6 +208,9 @@ def cleanup() -> list[str]:
             record.unlink(missing_ok=True)
             continue
         mountpoint = Path(info["mountpoint"])
+        live = _alive(int(info["pid"])) and is_mounted(mountpoint) and _answers(mountpoint)
+        if live and not everything:
+            continue
         if is_mounted(mountpoint):
             subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True)
             done.append(f"unmounted {mountpoint}")

@@ -30,14 +30,15 @@ def render_report(result: RunResult) -> str:
     releases = r.get("releases", [])
     if releases:
         lines.append(f"  released: {len(releases)} write{'s' if len(releases) != 1 else ''}")
-        for rel in releases[:12]:
-            if "release_mem" in rel:
+        shown = releases if len(releases) <= 12 else [*releases[:6], None, *releases[-6:]]
+        for rel in shown:
+            if rel is None:
+                lines.append(f"    ... {len(releases) - 12} more")
+            elif "release_mem" in rel:
                 lines.append("    release_mem: all reserved memory, /proc/vmcore removed")
             else:
                 lines.append(f"    {rel['start']:#x} +{rel['length']:#x}: kernel freed {rel['pages']} pages"
                              + (" and re-registered the dump area" if rel.get("reregistered") else ""))
-        if len(releases) > 12:
-            lines.append(f"    ... {len(releases) - 12} more")
     else:
         lines.append("  released: nothing")
     violations = result.violations

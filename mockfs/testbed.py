@@ -50,7 +50,7 @@ class MockMount:
     def stop(self) -> dict[str, object]:
         """Unmount; return the report (reads, releases, violations)."""
         if self._handle is not None:
-            umount(self.root)
+            umount(self.root, pid=self._handle.pid)
             self._handle = None
             self.report = json.loads(self.report_path.read_text())
         return self.report
