@@ -43,7 +43,7 @@ from .runner import RunResult, run
 MiB = 1 << 20
 PLATFORM_ARCHES = {"phyp": ("ppc64",), "fadump": ("ppc64", "ppc64le"), "kdump": ("x86_64",)}
 #: Memory sizes drawn per platform: the smallest machines the model allows, so examples stay fast.
-MEMORY_CHOICES = {p: (m, m + 64 * MiB, m + 256 * MiB) for p, m in MIN_MEMORY.items()}
+MEMORY_CHOICES = {p: (m, m + 64 * MiB) for p, m in MIN_MEMORY.items()}
 #: Faults that can make a complete save impossible: the collector must then fail honestly.
 BLOCKING = ("eio", "enospc")
 
@@ -94,7 +94,8 @@ def examples(draw: st.DrawFn, platform: str | None = None) -> Example:
     kind = draw(st.sampled_from(["none", "none", "short", "delay", "kill", "eio", "enospc"]))
     faults: tuple[str, ...] = ()
     if kind == "short":
-        faults = (f"short:{draw(st.sampled_from([4096, 65536, 100_000, 1 << 20 | 7]))}",)
+        # Short reads of whole pages and of odd sizes; tiny ones would only make the suite slow.
+        faults = (f"short:{draw(st.sampled_from([65536, 100_000, 1 << 20 | 7]))}",)
     elif kind == "delay":
         faults = ("delay:0.2",)
     elif kind == "kill":

@@ -10,7 +10,6 @@ what a killed run left behind.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -22,12 +21,12 @@ from pathlib import Path
 
 from abi_specs.errors import AbiError
 
+from . import syscalls
 from .faults import FaultPlan
 from .fs import MockFS, mfusepy
 from .live import LiveMachine
 from .trace import Trace
 
-_PR_SET_PDEATHSIG = 1
 RUNTIME = Path(os.environ.get("ABI_HARNESS_RUNTIME", "/run/abi-harness"))
 
 
@@ -101,9 +100,7 @@ def mount(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
         code = 0
         try:
             if die_with_parent:
-                ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-                if os.getppid() != parent:
-                    os._exit(1)
+                syscalls.die_with_parent(parent)
             os.setsid()
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1):

@@ -13,25 +13,23 @@ Numbers take ``0x`` hex and K/M/G/T (binary) suffixes.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from abi_specs.errors import AbiError
+
+from .machine import generate
 
 
 class FaultSpecError(AbiError):
     """A ``--fault`` argument that cannot be understood."""
 
 
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
 def parse_size(text: str, what: str) -> int:
     """``4096``, ``0x1000``, ``4K``, ``1GiB`` -> bytes; FaultSpecError naming *what* otherwise."""
-    m = re.fullmatch(r"\s*(0x[0-9a-fA-F]+|\d+)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
-    if not m:
-        raise FaultSpecError(f"{what}: {text!r} is not a size (examples: 4096, 0x1000, 64K, 1G)")
-    return int(m.group(1), 0) * _UNITS[m.group(2).lower()]
+    try:
+        return generate.parse_size(text)
+    except ValueError:
+        raise FaultSpecError(f"{what}: {text!r} is not a size (examples: 4096, 0x1000, 64K, 1G)") from None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,23 @@ import signal
 import sys
 import time
 
+from mockfs.syscalls import (
+    CLONE_NEWNS,
+    CLONE_NEWUSER,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_REC,
+    check,
+    die_with_parent,
+    libc,
+    mount,
+    umount_lazy,
+    unshare,
+)
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
@@ -47,13 +64,7 @@ __all__ = ["CleanupReport", "NamespaceError", "cleanup", "default_runtime_dir", 
 
 RUNTIME_DIR_ENV = "ABI_HARNESS_RUNTIME_DIR"
 
-# Linux ABI numbers (the same on every architecture Debian ships).
-_CLONE_NEWNS = 0x00020000
-_CLONE_NEWUSER = 0x10000000
-_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
-_MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 0x40000
-_MNT_DETACH = 0x2
-_PR_SET_PDEATHSIG = 1
+# Linux ABI numbers beyond those in mockfs.syscalls.
 _SYS_MOUNT_SETATTR = 442  # new-style syscall: one number for all architectures
 _AT_FDCWD, _AT_RECURSIVE, _MOUNT_ATTR_RDONLY = -100, 0x8000, 0x1
 
@@ -67,47 +78,8 @@ class NamespaceError(RuntimeError):
     """The namespace could not be set up, or its runner died before reporting."""
 
 
-# ---------------------------------------------------------------------------
-# System calls through ctypes (Python 3.11 has no os.unshare, and mount(8) costs an exec)
-
-_LIBC: ctypes.CDLL | None = None
-
-
-def _libc() -> ctypes.CDLL:
-    global _LIBC
-    if _LIBC is None:
-        _LIBC = ctypes.CDLL(None, use_errno=True)
-    return _LIBC
-
-
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _enc(value: str | os.PathLike[str] | None) -> bytes | None:
-    return None if value is None else os.fsencode(value)
-
-
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    ret = _libc().mount(_enc(source), _enc(target), _enc(fstype), ctypes.c_ulong(flags), _enc(data))
-    _check(ret, f"mount {source} on {target}")
-
-
-def _umount_lazy(target: str) -> None:
-    _check(_libc().umount2(_enc(target), _MNT_DETACH), f"umount {target}")
-
-
-def _unshare(flags: int) -> None:
-    _check(_libc().unshare(flags), "unshare")
-
-
 def _die_with_parent(expected_parent: int) -> None:
-    """SIGKILL this process when its parent dies; exit now if that already happened."""
-    _check(_libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
-    if os.getppid() != expected_parent:
-        os._exit(_RUNNER_FAILED)
+    die_with_parent(expected_parent, _RUNNER_FAILED)
 
 
 class _suppress:
@@ -130,8 +102,9 @@ class _MountAttr(ctypes.Structure):
 def _make_readonly_recursive(target: str) -> None:
     """Mark a mount tree read-only (mount_setattr, Linux 5.12+); binds copied from it stay read-only."""
     attr = _MountAttr(attr_set=_MOUNT_ATTR_RDONLY)
-    ret = _libc().syscall(_SYS_MOUNT_SETATTR, _AT_FDCWD, _enc(target), _AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr))
-    _check(ret, f"mount_setattr {target} read-only")
+    ret = libc().syscall(_SYS_MOUNT_SETATTR, _AT_FDCWD, os.fsencode(target), _AT_RECURSIVE, ctypes.byref(attr),
+                         ctypes.sizeof(attr))
+    check(ret, f"mount_setattr {target} read-only")
 
 
 # ---------------------------------------------------------------------------
@@ -322,7 +295,7 @@ def cleanup(runtime_dir: str | os.PathLike[str] | None = None, *, include_live: 
     if os.path.isdir(root):
         for mountpoint in _host_mounts_under(root):
             try:
-                _umount_lazy(mountpoint)
+                umount_lazy(mountpoint)
             except OSError:
                 continue
             report.unmounted.append(mountpoint)
@@ -541,7 +514,7 @@ class _Runner:
     def enter_namespace(self) -> None:
         if os.geteuid() == 0:
             try:
-                _unshare(_CLONE_NEWNS)
+                unshare(CLONE_NEWNS)
             except OSError as exc:
                 raise NamespaceError(
                     f"cannot create a mount namespace (unshare(CLONE_NEWNS): {exc.strerror}); CAP_SYS_ADMIN is needed"
@@ -549,7 +522,7 @@ class _Runner:
         else:
             self.enter_user_namespace()
         # Nothing we mount may propagate back to the host.
-        _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
         self.mntns = _mntns("self")
 
     @staticmethod
@@ -557,7 +530,7 @@ class _Runner:
         """Rootless mode: the equivalent of ``unshare --user --map-root-user --mount``."""
         uid, gid = os.geteuid(), os.getegid()
         try:
-            _unshare(_CLONE_NEWUSER | _CLONE_NEWNS)
+            unshare(CLONE_NEWUSER | CLONE_NEWNS)
         except OSError as exc:
             raise NamespaceError(
                 f"rootless mode needs unprivileged user namespaces, but unshare(CLONE_NEWUSER) failed: {exc.strerror} "
@@ -589,7 +562,7 @@ class _Runner:
     def mount_stage(self) -> None:
         # A private tmpfs: scratch space invisible to the host, and the marker by
         # which cleanup() recognises this run's namespace.
-        _mount("abi-harness", self.stage, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=755,size=1m")
+        mount("abi-harness", self.stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m")
 
     def needs_proc(self) -> bool:
         proc = os.path.join(self.mock, "proc")
@@ -598,7 +571,7 @@ class _Runner:
     def start_proc_daemon(self) -> None:
         """Fork the /proc FUSE daemon; it imports mfusepy while we set up the rest."""
         os.mkdir(self.real_proc)
-        _mount("/proc", self.real_proc, None, _MS_BIND | _MS_REC)
+        mount("/proc", self.real_proc, None, MS_BIND | MS_REC)
         ready_r, ready_w = os.pipe()
         parent = os.getpid()
         pid = os.fork()
@@ -633,7 +606,7 @@ class _Runner:
         except OSError:
             return
         if (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o400, 0, 0) and os.path.isfile(vmcore):
-            _mount(vmcore, "/proc/vmcore", None, _MS_BIND)
+            mount(vmcore, "/proc/vmcore", None, MS_BIND)
 
     @staticmethod
     def graft(source: str, target: str) -> None:
@@ -642,10 +615,10 @@ class _Runner:
             os.symlink(os.readlink(source), target)
         elif os.path.isdir(source):
             os.mkdir(target)
-            _mount(source, target, None, _MS_BIND | _MS_REC)
+            mount(source, target, None, MS_BIND | MS_REC)
         else:
             os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-            _mount(source, target, None, _MS_BIND)
+            mount(source, target, None, MS_BIND)
 
     def mount_sys_kernel(self) -> None:
         mock = os.path.join(self.mock, "sys", "kernel")
@@ -653,14 +626,14 @@ class _Runner:
             return
         saved = os.path.join(self.stage, "sys-kernel")
         os.mkdir(saved)
-        _mount("/sys/kernel", saved, None, _MS_BIND | _MS_REC)
+        mount("/sys/kernel", saved, None, MS_BIND | MS_REC)
         # Read-only before copying: the binds below inherit it, so the program
         # under test cannot write to the host kernel through real /sys/kernel files.
         with _suppress(OSError):  # before Linux 5.12: real entries stay writable, as on the host
             _make_readonly_recursive(saved)
-        _mount("sysfs-mock", "/sys/kernel", "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, "mode=755")
+        mount("sysfs-mock", "/sys/kernel", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
         self.merge(saved, mock, "/sys/kernel")
-        _umount_lazy(saved)
+        umount_lazy(saved)
 
     def merge(self, real: str, mock: str, target: str) -> None:
         """Fill the empty tmpfs directory ``target`` with the union of ``real`` and ``mock``.
@@ -694,7 +667,7 @@ class _Runner:
                     os.mkdir(target)
                 else:
                     os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-            _mount(source, target, None, _MS_BIND | (_MS_REC if os.path.isdir(source) else 0))
+            mount(source, target, None, MS_BIND | (MS_REC if os.path.isdir(source) else 0))
 
     # -- the program --------------------------------------------------------
 

@@ -11,7 +11,6 @@ process, so even a SIGKILL leaves no mount and no daemon on the host.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -25,14 +24,12 @@ from pathlib import Path
 
 from abi_specs.errors import AbiError
 
+from . import syscalls
 from .faults import FaultPlan, parse_faults
 
 #: Exit status of ``abi-harness run`` when the program succeeded but broke the ABI's contract.
 EXIT_VIOLATIONS = 3
 
-_CLONE_NEWNS = 0x00020000
-_MS_REC, _MS_PRIVATE, _MS_BIND = 0x4000, 0x40000, 0x1000
-_PR_SET_PDEATHSIG = 1
 
 
 class RunError(AbiError):
@@ -72,32 +69,14 @@ class RunResult:
                 "output": str(self.output) if self.output else None, **self.report}
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _private_namespace() -> None:
-    """Leave the caller's mount namespace: later mounts stay invisible to the host."""
-    libc = _libc()
-    if libc.unshare(_CLONE_NEWNS) != 0:
-        err = ctypes.get_errno()
-        raise RunError(f"cannot create a private mount namespace: {os.strerror(err)} (run as root)")
-    if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
-        raise RunError(f"cannot make / private: {os.strerror(ctypes.get_errno())}")
-
-
-def _bind(source: Path, target: Path) -> None:
-    if _libc().mount(bytes(source), bytes(target), None, _MS_BIND, None) != 0:
-        raise RunError(f"cannot bind {source} on {target}: {os.strerror(ctypes.get_errno())}")
-
-
 def _limit_output(output: Path, size: int, keep: Path) -> None:
     """Put a tmpfs of *size* bytes over *output*; the real directory stays reachable at *keep*."""
     keep.mkdir(parents=True, exist_ok=True)
-    _bind(output, keep)
-    opts = f"size={size},mode=0700".encode()
-    if _libc().mount(b"tmpfs", bytes(output), b"tmpfs", 0, opts) != 0:
-        raise RunError(f"cannot mount a {size}-byte tmpfs on {output}: {os.strerror(ctypes.get_errno())}")
+    try:
+        syscalls.mount(output, keep, None, syscalls.MS_BIND)
+        syscalls.mount("tmpfs", output, "tmpfs", 0, f"size={size},mode=0700")
+    except OSError as exc:
+        raise RunError(f"cannot limit {output} to {size} bytes: {exc.strerror}") from None
 
 
 def _supervise(argv: list[str], fixture: str, output: Path | None, workdir: Path, faults: FaultPlan,
@@ -107,7 +86,10 @@ def _supervise(argv: list[str], fixture: str, output: Path | None, workdir: Path
     from .namespace import run_in_namespace
     from .testbed import MockMount
 
-    _private_namespace()
+    try:
+        syscalls.private_mount_namespace()
+    except OSError as exc:
+        raise RunError(f"cannot create a private mount namespace: {exc.strerror} (run as root)") from None
     keep = workdir / "output-real"
     if faults.enospc and output is not None:
         _limit_output(output, faults.enospc, keep)
@@ -170,9 +152,7 @@ def run(argv: Sequence[str], *, fixture: str = "phyp-power6", output: str | Path
     if pid == 0:  # the supervisor
         code = 0
         try:
-            _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            if os.getppid() != parent:
-                os._exit(1)
+            syscalls.die_with_parent(parent)
             record = _supervise(argv, fixture, out, work, plan, env, extra_binds, timeout, rerun_killed)
         except BaseException as exc:  # the supervisor reports everything, then leaves
             record = {"error": str(exc) if isinstance(exc, AbiError) else "".join(traceback.format_exception(exc))}
