@@ -20,7 +20,7 @@ from abi_specs.docs import first_difference, render_entry, render_tree, write_tr
 from mockfs.machine import FixtureError
 
 from . import conform_cmd, fixture_cmd, mock_cmd
-from .errors import UsageError
+from .errors import OneLineParser, UsageError
 
 PROG = "abi-harness"
 
@@ -124,12 +124,12 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description="Test harness for the Linux crash-dump sysfs/procfs ABI "
         "(phyp dump, fadump, kdump): the ABI spec, its checks and its documentation.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("specs", help="list every ABI file the spec knows",
                        description="List every ABI file the spec knows: path, mode, platforms, stability.")

@@ -1,5 +1,15 @@
 """Errors the command line shows as one line (no traceback) with a non-zero exit."""
 
+import argparse
+from typing import NoReturn
+
 
 class UsageError(Exception):
     """A command that cannot run as asked; the message is shown as is."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")

@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from mockfs.machine import Fixture, VmcoreImage, builtin_fixture_names, resolve_fixture
 from mockfs.machine.generate import DEFAULT_ARCH, DEFAULT_CPUS, format_size, manifest_text, new_fixture, parse_size
@@ -33,16 +33,9 @@ from mockfs.machine.manifest import FIXTURES_DIR
 from mockfs.machine.model import ARCHES, PAGE_KINDS, PLATFORMS
 from mockfs.machine.verify import DumpFormatError, verify_dump
 
-from .errors import UsageError
+from .errors import OneLineParser, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (argparse prints the whole usage first)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _one_line_errors(func: Handler) -> Handler:
@@ -307,7 +300,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Fixtures are crashed machines. FIXTURE is a built-in name (see 'fixture list'), "
         "a manifest written by 'fixture new' or by hand (fixtures/FORMAT.md), or one written by 'fixture import'.",
     )
-    top.error = functools.partial(OneLineParser.error, top)  # type: ignore[method-assign]
     fsub = top.add_subparsers(dest="fixture_command", metavar="COMMAND", required=True, parser_class=OneLineParser)
 
     def add(name: str, func: Handler, help_: str, description: str) -> argparse.ArgumentParser:
