@@ -27,8 +27,10 @@ DEFAULT_ARCH = {"phyp": "ppc64", "fadump": "ppc64le", "kdump": "x86_64"}
 DEFAULT_MEMORY = GiB
 DEFAULT_CPUS = 2
 #: Smallest RAM a generated fixture accepts: the kernel data region starts at
-#: 16 MiB and takes at least 2 MiB plus mem_map; phyp needs twice its 256 MiB RMR.
-MIN_MEMORY = {"kdump": 64 * MiB, "fadump": 640 * MiB, "phyp": 768 * MiB}
+#: 16 MiB and takes at least 2 MiB plus mem_map; phyp needs its 256 MiB RMR twice
+#: (the capture kernel's and the copy in the scratch area) plus a reserved rest;
+#: fadump needs 256 MiB of boot memory and a reservation of its size plus 16 MiB.
+MIN_MEMORY = {"kdump": 64 * MiB, "fadump": 544 * MiB, "phyp": 576 * MiB}
 #: Largest RAM: 4-level x86_64 page tables reach 64 TiB; the model stops at 4 PiB.
 MAX_MEMORY = 64 << 40
 
