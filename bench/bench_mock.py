@@ -57,13 +57,17 @@ def median_of(runs: int, fn, *args) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fixture", default="kdump-x86_64")
+    ap.add_argument("--fixture", action="append", help="fixture(s) to stream (default: kdump-x86_64 and phyp-power6)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mounts", type=int, default=20)
     ap.add_argument("--round-trips", type=int, default=300)
     args = ap.parse_args()
+    for name in args.fixture or ["kdump-x86_64", "phyp-power6"]:
+        measure(name, args)
 
-    fixture = resolve_fixture(args.fixture)
+
+def measure(name: str, args: argparse.Namespace) -> None:
+    fixture = resolve_fixture(name)
     image = VmcoreImage(fixture)
     with tempfile.TemporaryDirectory(prefix="abi-bench-", dir="/dev/shm") as shm, \
             tempfile.TemporaryDirectory(prefix="abi-bench-") as work:
@@ -74,7 +78,7 @@ def main() -> None:
         mount(LiveMachine(image), root)
         try:
             served = root / "proc" / "vmcore"
-            print(f"fixture {args.fixture}: /proc/vmcore of {image.size / MiB:.0f} MiB, median of {args.runs} runs")
+            print(f"fixture {name}: /proc/vmcore of {image.size / MiB:.0f} MiB, median of {args.runs} runs")
             for name, fn in (("dd bs=1M", dd_rate), ("page-aligned reader", aligned_rate)):
                 tmpfs = median_of(args.runs, fn, baseline)
                 mock = median_of(args.runs, fn, served)

@@ -57,6 +57,7 @@ def is_mounted(mountpoint: Path) -> bool:
 def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, faults: FaultPlan | None = None,
           report: Path | None = None) -> None:
     """Serve *machine* at *mountpoint* until it is unmounted (blocks)."""
+    syscalls.keep_heap_memory()
     fs = MockFS(machine, Trace(trace), faults)
     options = {"foreground": True, "direct_io": True, "default_permissions": True, "fsname": "abi-harness",
                "subtype": "abi-harness"}

@@ -68,3 +68,19 @@ def die_with_parent(expected_parent: int, exit_code: int = 1) -> None:
     check(libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
     if os.getppid() != expected_parent:
         os._exit(exit_code)
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_heap_memory(limit: int = 1 << 28) -> None:
+    """Stop glibc from mmap-ing and unmapping every large buffer.
+
+    The daemon builds a fresh 1 MiB reply per read in FUSE worker threads; by
+    default each such buffer is a new mmap whose pages fault in and are
+    unmapped again, which more than halved the throughput. Keeping buffers up
+    to *limit* on the heap (and not trimming it) makes them reusable.
+    """
+    lib = libc()
+    lib.mallopt(M_MMAP_THRESHOLD, limit)
+    lib.mallopt(M_TRIM_THRESHOLD, 2 * limit)
