@@ -39,6 +39,19 @@ def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> 
     )
 
 
+def gcore_of_sleep(directory: Path) -> Path:
+    """A core of a real process, written by gdb's gcore (a user core, not a vmcore)."""
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        out = directory / "sleep.core"
+        subprocess.run(["gdb", "-batch", "-p", str(sleeper.pid), "-ex", f"gcore {out}"],
+                       check=True, capture_output=True, timeout=120)
+        return out
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 @pytest.fixture
 def cli():
     """The real command line: ``cli("check", path)`` returns the finished process."""

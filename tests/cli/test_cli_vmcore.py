@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-
-def gcore_of_sleep(tmp_path: Path) -> Path:
-    """A core of a real process, written by gdb's gcore (not a vmcore: a user core)."""
-    sleeper = subprocess.Popen(["sleep", "30"])
-    try:
-        out = tmp_path / "sleep.core"
-        subprocess.run(["gdb", "-batch", "-p", str(sleeper.pid), "-ex", f"gcore {out}"],
-                       check=True, capture_output=True, timeout=60)
-        return out
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+from ..conftest import gcore_of_sleep
 
 
 def test_user_core_is_not_a_vmcore(cli, tmp_path: Path) -> None:

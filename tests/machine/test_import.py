@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import filecmp
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,20 +33,9 @@ from mockfs.machine import (
 )
 from mockfs.machine.importcore import ImageReader, write_imported
 
+from ..conftest import gcore_of_sleep
+
 MiB = 1 << 20
-
-
-def gcore_of_sleep(directory: Path) -> Path:
-    """A core of a real process, written by gdb's gcore."""
-    sleeper = subprocess.Popen(["sleep", "60"])
-    try:
-        out = directory / "sleep.core"
-        subprocess.run(["gdb", "-batch", "-p", str(sleeper.pid), "-ex", f"gcore {out}"],
-                       check=True, capture_output=True, timeout=120)
-        return out
-    finally:
-        sleeper.kill()
-        sleeper.wait()
 
 
 @pytest.fixture(scope="module")
