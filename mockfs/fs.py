@@ -59,12 +59,18 @@ class MockFS(mfusepy.Operations):
         return mfusepy.fuse_get_context()[2]
 
     def _log(self, path: str, op: str, **fields: object) -> None:
-        self.trace.record(self._caller(), path, op, **fields)
+        if self.trace.enabled:  # skip even the caller lookup when nobody traces
+            self.trace.record(self._caller(), path, op, **fields)
 
     # -- metadata -------------------------------------------------------------------------
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
-        node = self._node(path)
+        try:
+            node = self._node(path)
+        except FuseOSError:
+            self._log(path, "getattr", result=-errno.ENOENT, errno="ENOENT")
+            raise
+        self._log(path, "getattr", result=0)
         times = {"st_atime": self.started, "st_mtime": self.started, "st_ctime": self.started}
         if node.kind == "dir":
             return {"st_mode": stat.S_IFDIR | node.mode, "st_nlink": 2, "st_uid": 0, "st_gid": 0, "st_size": 0, **times}
@@ -75,6 +81,7 @@ class MockFS(mfusepy.Operations):
         return {"st_mode": stat.S_IFREG | node.mode, "st_nlink": 1, "st_uid": 0, "st_gid": 0, "st_size": size, **times}
 
     def readdir(self, path: str, fh: int) -> list[str]:
+        self._log(path, "readdir", result=0)
         prefix = path.strip("/")
         nodes = self.machine.nodes()
         if prefix not in nodes or nodes[prefix].kind != "dir":
@@ -171,6 +178,7 @@ class MockFS(mfusepy.Operations):
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         # `echo 1 > file` truncates first; sysfs ignores that, and so do we.
         self._node(path)
+        self._log(path, "truncate", length=length, result=0)
         return 0
 
     def release(self, path: str, fh: int) -> int:

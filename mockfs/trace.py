@@ -25,6 +25,10 @@ class Trace:
         self._out: TextIO | None = open(path, "a", encoding="utf-8", buffering=1) if path else None  # noqa: SIM115
         self._names: dict[int, str] = {}
 
+    @property
+    def enabled(self) -> bool:
+        return self._out is not None
+
     def record(self, pid: int, path: str, op: str, **fields: object) -> None:
         if self._out is None:
             return
