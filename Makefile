@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # Debian packages the harness and its tests drive.
-DEBS := fuse3 util-linux kexec-tools makedumpfile elfutils gdb-multiarch kdump-tools
+DEBS := fuse3 util-linux procps kexec-tools makedumpfile elfutils gdb gdb-multiarch kdump-tools
 
 .PHONY: all install system-deps venv demo test lint docs bench clean
 
