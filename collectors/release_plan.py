@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from abi_specs.phyp import PhypAreas, ReleaseCounters, release
+
 from .coreinfo import Load
 
 
@@ -50,10 +52,19 @@ def source_segments(loads: Sequence[Load], rmr: tuple[int, int] | None) -> list[
     return out
 
 
+#: An area that clamps nothing: only the kernel's page walk matters here.
+_UNCLAMPED = 1 << 63
+
+
 def kernel_window(start: int, length: int, page_size: int) -> tuple[int, int]:
-    """The source bytes a write of ``start length`` may free, at most."""
-    first = start - start % page_size
-    return first, first + (length // page_size + 1) * page_size
+    """The source bytes a write of ``start length`` may free, at most.
+
+    Asks the spec's model of the kernel (:func:`abi_specs.phyp.release`) which
+    page frames the write walks, rather than restating its rounding here.
+    """
+    areas = PhypAreas(page_size, 0, _UNCLAMPED, 0, 0)
+    effect = release(areas, ReleaseCounters(), start, length)
+    return effect.first_pfn * page_size, (effect.last_pfn + 1) * page_size
 
 
 @dataclass
