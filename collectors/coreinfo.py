@@ -14,6 +14,9 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from abi_specs.errors import CoreError
+from abi_specs.vmcore import parse_notes
+
 ET_CORE = 4
 PT_LOAD = 1
 PT_NOTE = 4
@@ -50,20 +53,15 @@ class CoreInfo:
     identity: str  # sha256 of those bytes: tells one crash from another
 
 
-def _notes(data: bytes, order: str) -> dict[str, bytes]:
+def _notes(data: bytes, order: str, offset: int) -> dict[str, bytes]:
     """Descriptors of the notes in *data* by name (the first of each name wins)."""
+    try:
+        notes = parse_notes(data, offset, "little" if order == "<" else "big", "/proc/vmcore")
+    except CoreError as exc:
+        raise CoreFormatError(str(exc)) from None
     out: dict[str, bytes] = {}
-    at = 0
-    while at + 12 <= len(data):
-        namesz, descsz, _ = struct.unpack_from(order + "III", data, at)
-        at += 12
-        name = data[at:at + namesz].rstrip(b"\0").decode("latin-1")
-        at += (namesz + 3) & ~3
-        desc = data[at:at + descsz]
-        at += (descsz + 3) & ~3
-        if namesz == 0 and descsz == 0:
-            break  # zero padding after the last note
-        out.setdefault(name, desc)
+    for note in notes:
+        out.setdefault(note.name, note.desc)
     return out
 
 
@@ -106,7 +104,7 @@ def read_core_info(pread: Callable[[int, int], bytes]) -> CoreInfo:
         e_phnum = struct.unpack_from(order + "I", exact(e_shoff, 64, "section header 0"), 44)[0]
     phdrs = exact(e_phoff, e_phentsize * e_phnum, "program headers")
     loads: list[Load] = []
-    note_blobs: list[bytes] = []
+    note_blobs: list[tuple[int, bytes]] = []
     head_parts = [ehdr, phdrs]
     head_end = e_phoff + len(phdrs)
     for i in range(e_phnum):
@@ -115,12 +113,12 @@ def read_core_info(pread: Callable[[int, int], bytes]) -> CoreInfo:
             loads.append(Load(p_offset, p_filesz, p_paddr))
         elif p_type == PT_NOTE and p_filesz:
             blob = exact(p_offset, p_filesz, f"PT_NOTE {i}")
-            note_blobs.append(blob)
+            note_blobs.append((p_offset, blob))
             head_parts.append(blob)
             head_end = max(head_end, p_offset + p_filesz)
     page_size = 0
-    for blob in note_blobs:
-        info = _notes(blob, order).get("VMCOREINFO")
+    for offset, blob in note_blobs:
+        info = _notes(blob, order, offset).get("VMCOREINFO")
         if info:
             page_size = _vmcoreinfo_page_size(info)
             break
