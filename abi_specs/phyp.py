@@ -77,6 +77,16 @@ class ReleaseEffect:
         return max(0, self.last_pfn - self.first_pfn + 1)
 
 
+def saved_at(paddr: int, rmr_addr: int, rmr_len: int) -> int:
+    """Where the capture kernel holds the crashed kernel's physical byte *paddr*.
+
+    Before the reboot the hypervisor copied the low *rmr_len* bytes (the real
+    memory region, the first DUMP pair of release_region) to *rmr_addr*; every
+    other byte stayed at its own address, reserved.
+    """
+    return rmr_addr + paddr if paddr < rmr_len else paddr
+
+
 def _inside(addr: int, start: int, size: int) -> bool:
     # The kernel compares against start + size inclusively.
     return start <= addr <= start + size

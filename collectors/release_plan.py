@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from abi_specs.phyp import PhypAreas, ReleaseCounters, release
+from abi_specs.phyp import PhypAreas, ReleaseCounters, release, saved_at
 
 from .coreinfo import Load
 
@@ -45,7 +45,7 @@ def source_segments(loads: Sequence[Load], rmr: tuple[int, int] | None) -> list[
         off, end, paddr = ld.offset, ld.offset + ld.filesz, ld.paddr
         if rmr is not None and paddr < rmr[1]:
             cut = min(end, off + rmr[1] - paddr)
-            out.append(Segment(off, cut, rmr[0] + paddr))
+            out.append(Segment(off, cut, saved_at(paddr, *rmr)))
             off, paddr = cut, rmr[1]
         if off < end:
             out.append(Segment(off, end, paddr))

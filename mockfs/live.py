@@ -17,11 +17,10 @@ import threading
 from dataclasses import dataclass, field
 
 from abi_specs import AbiFile, WriteRejected, builtin_spec
-from abi_specs.phyp import PhypAreas, ReleaseCounters, release
+from abi_specs.phyp import PhypAreas, ReleaseCounters, release, saved_at
 from abi_specs.phyp import quirks as phyp_quirks
 from mockfs.intervals import IntervalSet
 from mockfs.machine import VmcoreImage
-from mockfs.machine.model import PHYP_RMR_SIZE
 
 #: What a page given back to the capture kernel holds when read again.
 REUSED_FILL = 0xA5
@@ -169,7 +168,7 @@ class LiveMachine:
         # ibm,kernel-dump: the header registered before the crash, as firmware completed it.
         if phyp:
             lay = self.layout
-            rmo = (PHYP_RMR_SIZE, lay.rmr_copy_addr)
+            rmo = (lay.rmr_copy_len, lay.rmr_copy_addr)
             dest = (lay.cpu_addr, lay.hpte_addr)
         else:
             fad = self.fixture.fadump
@@ -193,9 +192,9 @@ class LiveMachine:
         On phyp the hypervisor copied the low 256 MiB to the scratch area before
         the reboot; everything else is where it was.
         """
-        if self.areas is not None and paddr < PHYP_RMR_SIZE:
-            return self.layout.rmr_copy_addr + paddr
-        return paddr
+        if self.areas is None:
+            return paddr
+        return saved_at(paddr, self.layout.rmr_copy_addr, self.layout.rmr_copy_len)
 
     def _source_spans(self, offset: int, end: int) -> list[tuple[int, int, int]]:
         """(file offset, file end, source address) of the memory inside ``[offset, end)``."""
@@ -206,10 +205,11 @@ class LiveMachine:
                 continue
             p = paddr + a - lo
             # Split where the phyp RMR copy ends: the two halves live far apart.
-            if self.areas is not None and p < PHYP_RMR_SIZE < p + (b - a):
-                cut = a + PHYP_RMR_SIZE - p
+            rmr = self.layout.rmr_copy_len if self.areas is not None else 0
+            if p < rmr < p + (b - a):
+                cut = a + rmr - p
                 spans.append((a, cut, self.source_of(p)))
-                spans.append((cut, b, self.source_of(PHYP_RMR_SIZE)))
+                spans.append((cut, b, self.source_of(rmr)))
             else:
                 spans.append((a, b, self.source_of(p)))
         return spans
