@@ -67,13 +67,13 @@ def abi_run(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., obj
     """Run a program against the mock at canonical paths (see the module docstring)."""
     from mockfs.runner import run
 
-    name, faults = _choice(request)
+    name, marked_faults = _choice(request)
     counter = iter(range(1_000_000))
 
     def runner(argv: list[str], *, fixture: str | None = None, output: Path | None = None,
-               faults_: list[str] | None = None, **kwargs: object) -> object:
+               faults: list[str] | None = None, **kwargs: object) -> object:
         work = tmp_path / f"abi-run-{next(counter)}"
-        return run(argv, fixture=fixture or name, output=output, faults=faults_ if faults_ is not None else faults,
-                   workdir=work, **kwargs)
+        return run(argv, fixture=fixture or name, output=output,
+                   faults=marked_faults if faults is None else faults, workdir=work, **kwargs)
 
     return runner

@@ -121,3 +121,11 @@ def test_plugin_parametrized_by_fixture_image(abi_mock, abi_run) -> None:
     result = abi_run(["sh", "-c", "test -e /proc/vmcore && cat /sys/kernel/vmcoreinfo"])
     assert result.returncode == 0
     assert result.report["fixture"] == abi_mock.fixture.name
+
+
+@pytest.mark.abi_fixture("kdump-x86_64", faults=["eio:0x0-0x1000"])
+def test_plugin_marker_faults_and_override(abi_run) -> None:
+    failing = abi_run(["sh", "-c", "head -c 16 /proc/vmcore > /dev/null"])
+    assert failing.returncode != 0 and failing.faults == ["eio:0x0-0x1000"]
+    clean = abi_run(["sh", "-c", "head -c 16 /proc/vmcore > /dev/null"], faults=[])
+    assert clean.returncode == 0 and clean.faults == []
