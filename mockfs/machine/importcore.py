@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import io
 import itertools
 import os
 import struct
@@ -53,6 +52,7 @@ from elftools.elf.elffile import ELFFile
 from .image import VmcoreImage
 from .manifest import builtin_fixture_names, resolve_fixture
 from .model import Fixture, FixtureError
+from .streams import ReadAtStream
 
 KIND = "imported-core"
 FORMAT_VERSION = 1
@@ -169,33 +169,11 @@ class ImportedCore:
         return doc
 
 
-class ImageReader(io.RawIOBase):
+class ImageReader(ReadAtStream):
     """A read-only, seekable file view of anything with ``size`` and ``read()`` (for pyelftools)."""
 
     def __init__(self, image: VmcoreImage | ImportedCore) -> None:
-        super().__init__()
-        self.image = image
-        self.pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.image.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def readinto(self, buf: Any) -> int:
-        data = self.image.read(self.pos, len(buf))
-        buf[: len(data)] = data
-        self.pos += len(data)
-        return len(data)
+        super().__init__(image.read, image.size)
 
 
 # -- importing ----------------------------------------------------------------------------

@@ -21,7 +21,6 @@ bytes equality per window first, so a good dump costs two memory-speed passes.
 from __future__ import annotations
 
 import bisect
-import io
 import os
 import re
 import struct
@@ -34,6 +33,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from .image import VmcoreImage
+from .streams import ReadAtStream
 
 WINDOW = 1 << 20
 #: How many problem pages a report lists by address.
@@ -170,33 +170,6 @@ class _FlatFile:
         return bytes(buf)
 
 
-class _Stream(io.RawIOBase):
-    """A seekable stream over a _Source (for pyelftools)."""
-
-    def __init__(self, src: _Source) -> None:
-        super().__init__()
-        self.src, self.pos = src, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self.pos = max(0, {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.src.size}[whence] + offset)
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def readinto(self, buf: Any) -> int:
-        data = self.src.pread(self.pos, len(buf))
-        buf[: len(data)] = data
-        self.pos += len(data)
-        return len(data)
-
-
 # -- dump formats -------------------------------------------------------------------------
 
 
@@ -228,7 +201,7 @@ class _ElfDump:
     def __init__(self, src: _Source, where: str) -> None:
         self.src = src
         try:
-            elf = ELFFile(_Stream(src))
+            elf = ELFFile(ReadAtStream(src.pread, src.size))
             headers = [seg.header for seg in elf.iter_segments()]
         except (ELFError, struct.error, ValueError) as exc:
             raise DumpFormatError(f"{where}: unreadable ELF headers: {exc}") from None

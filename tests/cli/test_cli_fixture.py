@@ -153,7 +153,7 @@ def test_new_show_through_cli(cli, tmp_path: Path, platform: str, cpus: int, mes
     out = tmp_path / "h.toml"
     args = ["fixture", "new", "--platform", platform, "--memory", "2G", "--cpus", str(cpus), "-o", str(out), "--force"]
     for m in messages:
-        args += ["--message", m]
+        args.append(f"--message={m}")  # a message may start with "-"
     assert cli(*args).returncode == 0
     doc = json.loads(cli("fixture", "show", str(out), "--json").stdout)
     assert (doc["memory_bytes"], doc["cpus"]) == (2 << 30, cpus)
