@@ -35,7 +35,7 @@ from hypothesis.errors import HypothesisException
 
 from .faults import parse_faults
 from .machine import Fixture, VmcoreImage, write_fixture
-from .machine.generate import MIN_MEMORY, new_fixture
+from .machine.generate import MIN_MEMORY, format_size, new_fixture
 from .machine.model import ARCH_INFO
 from .machine.verify import DumpFormatError, VerifyReport, verify_dump
 from .runner import RunResult, run
@@ -58,7 +58,7 @@ class Example:
     def describe(self) -> str:
         fx = self.fixture
         faults = " ".join(self.faults) or "no faults"
-        return f"{fx.platform}/{fx.arch} {fx.ram_size // MiB} MiB {len(fx.cpus)} cpus, {faults}"
+        return f"{fx.platform}/{fx.arch} {format_size(fx.ram_size)} {len(fx.cpus)} cpus, {faults}"
 
     def key(self) -> str:
         return hashlib.sha1(repr((self.fixture, self.faults)).encode()).hexdigest()

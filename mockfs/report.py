@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
+from .machine.generate import format_size
 from .runner import EXIT_VIOLATIONS, RunResult
-
-
-def size_text(n: int) -> str:
-    """``4294967296`` -> ``4.0 GiB``."""
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift:
-            return f"{n / (1 << shift):.1f} {unit}"
-    return f"{n} bytes"
 
 
 def _evidence(ev: dict[str, object]) -> str:
@@ -25,7 +18,7 @@ def render_report(result: RunResult) -> str:
     if result.faults:
         lines.append(f"  faults: {', '.join(result.faults)}")
     ranges = r.get("read_ranges", [])
-    lines.append(f"  read: {size_text(int(r.get('bytes_read', 0)))} of crashed memory"
+    lines.append(f"  read: {format_size(int(r.get('bytes_read', 0)))} of crashed memory"
                  f" in {len(ranges)} range{'s' if len(ranges) != 1 else ''}")
     releases = r.get("releases", [])
     if releases:
