@@ -1,21 +1,35 @@
 # Set-up and checks. `make demo` and `make test` install everything a fresh
 # Debian/Ubuntu machine lacks (Debian packages, the virtualenv, the package)
 # before they run.
+#
+# Packages whose maintainer scripts change the machine's boot or service
+# configuration are never installed: kdump-tools (USE_KDUMP, crashkernel= in
+# GRUB) and kexec-tools (LOAD_KEXEC: reboots go through kexec) are unpacked
+# privately instead, without their scripts (mockfs/tools/debs.py), into
+# ~/.cache/abi-harness/debs; the libraries their programs link are ordinary
+# library packages and are installed.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# Debian packages the harness and its tests drive.
-DEBS := fuse3 util-linux procps kexec-tools makedumpfile elfutils gdb gdb-multiarch kdump-tools
+# What the demo needs: FUSE (fusermount3, libfuse3) and mount(8).
+DEMO_DEBS := fuse3 util-linux
+# What the whole suite drives besides.
+TEST_DEBS := $(DEMO_DEBS) procps makedumpfile elfutils gdb gdb-multiarch file
+# Unpacked privately (no maintainer scripts).
+PRIVATE_DEBS := kexec-tools kdump-tools
+# The shared libraries of the privately unpacked programs (libxen* for kexec).
+PRIVATE_LIBS = $(shell apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks \
+  --no-replaces --no-enhances $(PRIVATE_DEBS) 2>/dev/null | awk '/Depends: lib/ {print $$2}' | sort -u)
 
-.PHONY: all install system-deps venv demo test lint docs bench clean
+.PHONY: all install install-demo system-deps-demo system-deps-test private-debs venv demo test lint docs bench clean
 
 all: test
 
-system-deps:
-	@missing=""; for p in $(DEBS); do \
+define install_debs
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -24,6 +38,13 @@ system-deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends$$missing; \
 	fi
+endef
+
+system-deps-demo:
+	$(call install_debs,$(DEMO_DEBS))
+
+system-deps-test:
+	$(call install_debs,$(TEST_DEBS) $(PRIVATE_LIBS))
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed ($(PYTHON))"; exit 1; }
@@ -34,9 +55,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-install: system-deps venv
+private-debs: venv
+	$(BIN)/python -m mockfs.tools.debs $(PRIVATE_DEBS)
 
-demo: install
+install-demo: system-deps-demo venv
+
+install: system-deps-test venv private-debs
+
+demo: install-demo
 	$(BIN)/abi-harness demo
 
 lint: venv

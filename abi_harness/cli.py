@@ -17,7 +17,6 @@ from pathlib import Path
 from abi_specs import AbiError, Spec, builtin_spec, load_spec_file
 from abi_specs.check import CheckUsageError, check_path, choose_spec
 from abi_specs.docs import first_difference, render_entry, render_tree, write_tree
-from mockfs.machine import FixtureError
 
 from . import conform_cmd, fixture_cmd, mock_cmd
 from .errors import OneLineParser, UsageError
@@ -171,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (UsageError, CheckUsageError, AbiError, FixtureError) as exc:
+    except AbiError as exc:  # every error a user can cause (UsageError and CheckUsageError included)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # a file the command needed: name it, no traceback

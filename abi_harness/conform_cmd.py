@@ -5,18 +5,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from mockfs.conform import Outcome, conform, junit_xml, save_failure
-from mockfs.machine import VmcoreImage, resolve_fixture
-from mockfs.machine.verify import verify_dump
-from mockfs.report import render_report
-from mockfs.runner import run
+from mockfs.conform.campaign import Outcome, conform, junit_xml, save_failure
+from mockfs.session.demo import DEMO_FIXTURES, run_demo
+from mockfs.session.report import render_report
 
 from .errors import UsageError
-
-DEMO_FIXTURES = {"phyp": "phyp-power6", "fadump": "fadump-power9", "kdump": "kdump-x86_64"}
 
 
 def _command(args: argparse.Namespace) -> list[str]:
@@ -62,27 +57,19 @@ def cmd_conform(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    fixture = DEMO_FIXTURES[args.platform]
-    beside = Path(sys.executable).parent / "vmcore-save"  # installed with this package
-    collector = str(beside) if beside.exists() else shutil.which("vmcore-save")
-    if collector is None:
-        raise UsageError("vmcore-save is not installed (make install)")
-    with tempfile.TemporaryDirectory(prefix="abi-demo-") as tmp:
-        out = Path(tmp) / "dump"
-        print(f"Running the reference collector on {fixture} through the runner:")
-        print(f"  abi-harness run --fixture {fixture} --output {out} -- vmcore-save --quiet {out}\n")
-        result = run([collector, "--quiet", str(out)], fixture=fixture, output=out)
-        print(render_report(result))
-        dump = out / "vmcore"
-        if not dump.exists():
-            print(f"  the collector left no dump at {dump}")
-            return 1
-        verdict = verify_dump(VmcoreImage(resolve_fixture(fixture)), dump)
-        print(f"  dump verified against the fixture: {verdict.identical} identical pages, {verdict.different} different, "
-              f"{verdict.missing} missing, {verdict.misplaced} misplaced")
-        ok = verdict.ok(complete=True) and result.exit_status == 0
-        print("  result: " + ("the dump is complete and no violation was recorded" if ok else "FAILED"))
-        return 0 if ok else 1
+    print(f"Running the reference collector on {DEMO_FIXTURES[args.platform]} through the runner:")
+    demo = run_demo(args.platform)
+    out = demo.command[-1]
+    print(f"  abi-harness run --fixture {demo.fixture} --output {out} -- vmcore-save --quiet {out}\n")
+    print(render_report(demo.result))
+    if demo.dump is None:
+        print(f"  the collector left no dump in {out}")
+        return 1
+    d = demo.dump
+    print(f"  dump verified against the fixture: {d.identical} identical pages, {d.different} different, "
+          f"{d.missing} missing, {d.misplaced} misplaced")
+    print("  result: " + ("the dump is complete and no violation was recorded" if demo.ok else "FAILED"))
+    return 0 if demo.ok else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -3,8 +3,10 @@
 import argparse
 from typing import NoReturn
 
+from abi_specs.errors import AbiError
 
-class UsageError(Exception):
+
+class UsageError(AbiError):
     """A command that cannot run as asked; the message is shown as is."""
 
 

@@ -7,13 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from mockfs.daemon import cleanup, mount, serve, umount
-from mockfs.faults import parse_faults
+from mockfs.fuse.daemon import check_mountpoint, mount, serve, umount
+from mockfs.fuse.faults import parse_faults
 from mockfs.live import LiveMachine
 from mockfs.machine import VmcoreImage, resolve_fixture
-from mockfs.namespace import cleanup as namespace_cleanup
-from mockfs.report import render_report
-from mockfs.runner import run
+from mockfs.sandbox.cleanup import cleanup
+from mockfs.session.report import render_report
+from mockfs.session.runner import run
 
 from .errors import UsageError
 
@@ -27,11 +27,10 @@ def cmd_mount(args: argparse.Namespace) -> int:
     machine = open_machine(args.fixture)
     faults = parse_faults(args.fault)
     mountpoint = Path(args.mountpoint)
-    if not mountpoint.is_dir():
-        raise UsageError(f"{mountpoint}: mount point is not a directory")
     trace = Path(args.trace).resolve() if args.trace else None
     report = Path(args.report).resolve() if args.report else None
     if args.foreground:
+        check_mountpoint(mountpoint)
         serve(machine, mountpoint, trace, faults, report)
         if not report:
             print(json.dumps(machine.summary(), indent=2))
@@ -64,11 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    done = cleanup(everything=args.all)
-    report = namespace_cleanup(include_live=args.all)
-    done += [f"killed stray process {pid}" for pid in report.killed]
-    done += [f"unmounted {path}" for path in report.unmounted]
-    done += [f"removed record {path}" for path in report.records]
+    done = cleanup(include_live=args.all).lines()
     for line in done:
         print(line)
     if not done:

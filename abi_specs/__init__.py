@@ -1,29 +1,45 @@
 """The Linux crash-dump ABI, encoded once.
 
-Paths, modes, platforms, read and write formats, errors and semantics of the
-sysfs/procfs files of phyp dump, fadump and kdump live in ``abi_specs/specs``
-as TOML; this package turns them into codecs, validators, hypothesis
-strategies and Documentation/ABI entries.
+Paths, modes, platforms, architectures, read and write formats, errors and
+semantics of the sysfs/procfs files of phyp dump, fadump and kdump live in
+``abi_specs/specs`` as TOML; this package turns them into codecs, validators,
+hypothesis strategies and Documentation/ABI entries, and holds the pure models
+the rest of the project takes its facts from (:mod:`.phyp`, :mod:`.fadump`,
+:mod:`.vmcore_layout`, :mod:`.arches`, :mod:`.elf`).
 
 >>> from abi_specs import builtin_spec
 >>> spec = builtin_spec().get("release_region")
 >>> spec.read.parse("CPU:0x0-0x0: HPTE:0x0-0x0: DUMP:0x0-0x0, 0x0-0x0:\\n")["cpu_addr"]
 0
+
+Names are imported on first use, so ``from abi_specs import AbiError`` does not
+load the spec.
 """
 
-from .errors import AbiError, CoreError, ParseError, SpecFileError, WriteRejected
-from .model import AbiFile, Platform, Spec
-from .specfile import builtin_spec, load_spec_file
+from __future__ import annotations
 
-__all__ = [
-    "AbiError",
-    "AbiFile",
-    "CoreError",
-    "ParseError",
-    "Platform",
-    "Spec",
-    "SpecFileError",
-    "WriteRejected",
-    "builtin_spec",
-    "load_spec_file",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AbiError": ".errors",
+    "CoreError": ".errors",
+    "ParseError": ".errors",
+    "SpecFileError": ".errors",
+    "WriteRejected": ".errors",
+    "AbiFile": ".model",
+    "Platform": ".model",
+    "Spec": ".model",
+    "builtin_spec": ".specfile",
+    "load_spec_file": ".specfile",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

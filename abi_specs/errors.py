@@ -39,12 +39,17 @@ class ParseError(AbiError):
 
 
 class WriteRejected(AbiError):
-    """A write the kernel would refuse, with the errno it returns."""
+    """A write the kernel would refuse, with the errno it returns.
 
-    def __init__(self, what: str, errno: int, reason: str) -> None:
+    *condition* names the spec's error condition that refused it (see
+    ``abi_specs.model.CONDITIONS``), when there is one.
+    """
+
+    def __init__(self, what: str, errno: int, reason: str, condition: str = "") -> None:
         self.what = what
         self.errno = errno
         self.reason = reason
+        self.condition = condition
         name = _errno.errorcode.get(errno, str(errno))
         super().__init__(f"{what}: write fails with {name}: {reason}")
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import errno as _errno
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .binfmt import CellLayout
+from .arches import Arch
+from .devicetree import CellLayout
 from .errors import WriteRejected, show_text
 from .kformat import PrintfFormat
 from .kscan import KSTRTOX, KstrtoxError, c_string, kernel_sscanf
@@ -30,19 +31,37 @@ STABILITIES = ("stable", "testing", "obsolete", "removed")
 
 
 @dataclass(frozen=True)
+class SysfsEra:
+    """How the sysfs of a kernel generation hands writes to store() and sizes its files."""
+
+    name: str  # "sysfs-2.6" or "kernfs"
+    title: str
+    since: str  # first kernel version of this era
+    store_slack: int  # store() sees at most PAGE_SIZE - store_slack bytes; longer writes are cut
+    attribute_size: int  # st_size of every attribute file
+    empty_write: int  # what write(2) of 0 bytes returns (store() is not called)
+
+    def write_limit(self, page_size: int) -> int:
+        """Longest write the store method sees; longer writes are cut to this."""
+        return page_size - self.store_slack
+
+
+@dataclass(frozen=True)
 class Platform:
     """A dump mechanism (phyp, fadump, kdump) and the kernel generation it lives in."""
 
     name: str
     title: str
     arches: tuple[str, ...]
+    default_arch: str
     states: dict[str, str]
-    sysfs: str  # "sysfs-2.6" (buffer of PAGE_SIZE - 1) or "kernfs" (PAGE_SIZE)
+    sysfs: SysfsEra
     description: str
+    layout: dict[str, int]  # sizing constants of the dump areas (see abi_specs.phyp, abi_specs.fadump)
 
     def write_limit(self, page_size: int) -> int:
         """Longest write the store method sees; longer writes are cut to this."""
-        return page_size - 1 if self.sysfs == "sysfs-2.6" else page_size
+        return self.sysfs.write_limit(page_size)
 
 
 @dataclass(frozen=True)
@@ -104,20 +123,20 @@ class WriteFormat:
                     f"only {len(result.values)} of {self.need} numbers scanned: at offset "
                     f"{result.stop}: expected {result.expected}, found {found}"
                 )
-                raise WriteRejected(what, self.parse_errno, reason)
+                raise WriteRejected(what, self.parse_errno, reason, "unparsable")
             return dict(zip(self.fields, result.values))
         if self.parser in KSTRTOX:
             try:
                 value = KSTRTOX[self.parser](data, self.base, what)
             except KstrtoxError as exc:
-                raise WriteRejected(what, self.parse_errno, str(exc).split(": ", 1)[1]) from None
+                raise WriteRejected(what, self.parse_errno, str(exc).split(": ", 1)[1], "unparsable") from None
             if self.accept and value not in self.accept:
                 allowed = " or ".join(str(v) for v in self.accept)
-                raise WriteRejected(what, _errno.EINVAL, f"value {value} is not {allowed}")
+                raise WriteRejected(what, _errno.EINVAL, f"value {value} is not {allowed}", "not_accepted")
             return {self.fields[0] if self.fields else "value": value}
         if self.parser == "text":
             if self.max_bytes and len(data) >= self.max_bytes:
-                raise WriteRejected(what, _errno.EINVAL, f"{len(data)} bytes, at most {self.max_bytes - 1} fit")
+                raise WriteRejected(what, _errno.EINVAL, f"{len(data)} bytes, at most {self.max_bytes - 1} fit", "too_long")
             text = c_string(data).decode("latin-1")
             if text.endswith("\n"):
                 text = text[:-1]
@@ -127,14 +146,33 @@ class WriteFormat:
 
 @dataclass(frozen=True)
 class ErrorRule:
-    """An errno a write can fail with, and when (prose for the documentation)."""
+    """An errno a write can fail with, and when: prose for the documentation and a
+    condition the live machine evaluates (the names are listed in ``CONDITIONS``)."""
 
     errno: str
     when: str
+    conditions: tuple[str, ...] = ()
 
     @property
     def number(self) -> int:
         return getattr(_errno, self.errno)
+
+
+#: The conditions an error rule may name, and what each means. The mock's live
+#: machine implements exactly these (a test checks both directions).
+CONDITIONS = {
+    "unparsable": "the store method cannot parse the value",
+    "not_accepted": "the value parses but is not one the store method accepts",
+    "too_long": "the write is longer than the store method takes",
+    "dump_active": "a dump is active: this is the capture kernel",
+    "no_dump_active": "no dump is active any more",
+    "not_enabled": "fadump is not enabled",
+    "no_reservation": "no memory was reserved for the dump at boot",
+    "cmdline_overflow": "the boot command line and the new text together overflow COMMAND_LINE_SIZE",
+    "larger_than_current": "the value is larger than the current size",
+    "crash_kernel_loaded": "a crash kernel is loaded",
+    "kexec_busy": "another kexec operation holds the kexec lock",
+}
 
 
 @dataclass(frozen=True)
@@ -144,15 +182,6 @@ class Quirk:
     name: str
     default: bool
     description: str
-
-
-@dataclass(frozen=True)
-class Machine:
-    """What an ELF core of one architecture looks like."""
-
-    e_machine: int
-    endian: str  # "little" or "big"
-    prstatus_size: int
 
 
 @dataclass(frozen=True)
@@ -170,15 +199,37 @@ class InfoKey:
 
 
 @dataclass(frozen=True)
+class NoteKind:
+    """A kind of ELF note /proc/vmcore carries: its name, type and what it holds."""
+
+    name: str
+    type: int
+    type_name: str
+    what: str
+
+
+@dataclass(frozen=True)
 class CoreFormat:
     """The rules of an ELF core as /proc/vmcore serves it."""
 
-    machines: dict[str, Machine]
+    arches: dict[str, Arch]
+    notes: tuple[NoteKind, ...]
     vmcoreinfo: tuple[InfoKey, ...]
 
     def info_rule(self, key: str) -> InfoKey | None:
         """The first VMCOREINFO rule whose key pattern matches *key*."""
         return next((r for r in self.vmcoreinfo if r.matches(key)), None)
+
+    def note(self, type_name: str) -> NoteKind:
+        """The note kind called *type_name* (``NT_PRSTATUS``, ``VMCOREINFO``, ``NT_VMCOREDD``)."""
+        for kind in self.notes:
+            if type_name in (kind.type_name, kind.name):
+                return kind
+        raise KeyError(f"no note kind {type_name!r} (known: {', '.join(k.type_name for k in self.notes)})")
+
+    def arch_of(self, e_machine: int, byteorder: str) -> str | None:
+        """The arch whose cores carry *e_machine* in *byteorder*."""
+        return next((a.name for a in self.arches.values() if a.e_machine == e_machine and a.byteorder == byteorder), None)
 
 
 @dataclass(frozen=True)
@@ -212,12 +263,20 @@ class AbiFile:
     quirks: tuple[Quirk, ...] = ()
     link_to: str = ""
     documented: bool = True
+    constants: dict[str, dict[str, int]] = field(default_factory=dict)  # named values of fields
 
     @property
     def mode_text(self) -> str:
         """The mode as ``ls -l`` shows it for a regular file, e.g. ``-rw-------``."""
         bits = "rwxrwxrwx"
         return "-" + "".join(b if self.mode & (1 << (8 - i)) else "-" for i, b in enumerate(bits))
+
+    def refusal(self, condition: str, reason: str) -> WriteRejected:
+        """The error a write fails with under *condition*, with the errno the spec gives it."""
+        for rule in self.errors:
+            if condition in rule.conditions:
+                return WriteRejected(self.name, rule.number, reason, condition)
+        raise ValueError(f"{self.name}: the spec lists no error for condition {condition!r}")
 
     def exists_on(self, platform: str, state: str) -> bool:
         """Whether the file exists on *platform* in *state* (``capture`` or ``armed``)."""
@@ -226,10 +285,11 @@ class AbiFile:
 
 @dataclass(frozen=True)
 class Spec:
-    """Every platform and ABI file the spec knows, looked up by name or path."""
+    """Every platform, architecture and ABI file the spec knows, looked up by name or path."""
 
     platforms: dict[str, Platform]
     files: tuple[AbiFile, ...]
+    arches: dict[str, Arch]
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.files]
@@ -253,3 +313,17 @@ class Spec:
     def files_for(self, platform: str, state: str) -> list[AbiFile]:
         """The files that exist on *platform* in *state*."""
         return [f for f in self.files if f.exists_on(platform, state)]
+
+    @property
+    def vmcore(self) -> CoreFormat:
+        """The rules of /proc/vmcore."""
+        core = self.get("vmcore").core
+        assert core is not None
+        return core
+
+    def arch(self, name: str) -> Arch:
+        """The architecture called *name*."""
+        try:
+            return self.arches[name]
+        except KeyError:
+            raise KeyError(f"unknown arch {name!r} (known: {', '.join(self.arches)})") from None

@@ -1,11 +1,16 @@
-"""What a write to /sys/kernel/release_region does to the machine.
+"""phyp dump's memory layout, and what a write to /sys/kernel/release_region does.
 
-A pure model of the kernel's store method: from the reserved area, the scratch
-area and one parsed ``(start, length)`` write it computes which page frames
-are freed, what the freed-memory counters become and whether the dump area is
-registered again. Each kernel quirk is a named option (see the ``quirks`` of
-``release_region`` in ``specs/phyp.toml``); all are on by default, which is
-what the kernel did.
+Two pure models of arch/powerpc/platforms/pseries/phyp_dump.c:
+
+* :func:`phyp_layout`: where the dump areas sit, from the RAM size, the
+  firmware's section sizes and the boot option, with the sizing constants of
+  ``[platforms.phyp.layout]`` in ``specs/platforms.toml``;
+* :func:`release`: the store method of release_region: from the reserved
+  area, the scratch area and one parsed ``(start, length)`` write it computes
+  which page frames are freed, what the freed-memory counters become and
+  whether the dump area is registered again. Each kernel quirk is a named
+  option (see the ``quirks`` of ``release_region`` in ``specs/phyp.toml``); all
+  are on by default, which is what the kernel did.
 """
 
 from __future__ import annotations
@@ -41,6 +46,96 @@ class PhypAreas:
     @property
     def reserve_end(self) -> int:
         return self.reserve_start + self.reserve_size
+
+
+@dataclass(frozen=True)
+class PhypLayout:
+    """Where a phyp dump lives in the capture kernel (plain numbers).
+
+    The four ``*_addr``/``*_len`` pairs are exactly what /sys/kernel/release_region
+    prints, in order; ``reserve_*`` and ``scratch_*`` are the areas behind them.
+    """
+
+    cpu_addr: int
+    cpu_len: int
+    hpte_addr: int
+    hpte_len: int
+    rmr_copy_addr: int
+    rmr_copy_len: int
+    second_addr: int
+    second_len: int
+    reserve_start: int
+    reserve_size: int
+    scratch_start: int
+    scratch_size: int
+
+    def pairs(self) -> tuple[int, ...]:
+        """The eight release_region numbers in the order the kernel prints them."""
+        return (
+            self.cpu_addr, self.cpu_len, self.hpte_addr, self.hpte_len,
+            self.rmr_copy_addr, self.rmr_copy_len, self.second_addr, self.second_len,
+        )  # fmt: skip
+
+    @property
+    def reserved_range(self) -> tuple[int, int]:
+        """(start, size) of the memory the capture kernel holds reserved."""
+        return (self.reserve_start, self.reserve_size)
+
+    @property
+    def scratch_range(self) -> tuple[int, int]:
+        """(start, size) of the firmware's scratch area (CPU, HPTE, RMR copy)."""
+        return (self.scratch_start, self.scratch_size)
+
+    def areas(self, page_size: int) -> PhypAreas:
+        """The areas the release model works on."""
+        return PhypAreas(page_size, self.reserve_start, self.reserve_size, self.scratch_start, self.scratch_size)
+
+
+def _sizing() -> dict[str, int]:
+    return builtin_spec().platforms["phyp"].layout
+
+
+def reserve_size(ram_end: int, boot_option: int = 0) -> int:
+    """R: the ``phyp_dump_reserve_size=`` boot option, else the larger of the minimum and a
+    percentage of RAM rounded down to the alignment (phyp_dump_calculate_reserve_size)."""
+    if boot_option:
+        return boot_option
+    rule = _sizing()
+    share = ram_end * rule["reserve_percent"] // 100
+    return max(rule["reserve_min"], share - share % rule["reserve_align"])
+
+
+def rmr_size() -> int:
+    """How much low memory the hypervisor copies aside (PHYP_DUMP_RMR_END)."""
+    return _sizing()["rmr_size"]
+
+
+def phyp_layout(ram_end: int, cpu_state_size: int, hpte_size: int, boot_option: int = 0) -> PhypLayout:
+    """The dump areas of a machine with RAM up to *ram_end*.
+
+    The crashed kernel reserved cpu + hpte + R at the top of RAM and registered
+    the scratch area at its start; the capture kernel reserves everything from
+    R to the end of RAM, and its scratch size counts the RMR copy only.
+    """
+    variable = reserve_size(ram_end, boot_option)
+    rmr = rmr_size()
+    scratch_start = ram_end - (cpu_state_size + hpte_size + variable)
+    scratch_size = cpu_state_size + hpte_size + rmr
+    reserve_start, reserved = variable, ram_end - variable
+    return PhypLayout(
+        cpu_addr=scratch_start,
+        cpu_len=cpu_state_size,
+        hpte_addr=scratch_start + cpu_state_size,
+        hpte_len=hpte_size,
+        rmr_copy_addr=scratch_start + cpu_state_size + hpte_size,
+        rmr_copy_len=rmr,
+        second_addr=reserve_start,
+        second_len=reserved - scratch_size,
+        reserve_start=reserve_start,
+        reserve_size=reserved,
+        scratch_start=scratch_start,
+        scratch_size=scratch_size,
+    )
 
 
 @dataclass(frozen=True)

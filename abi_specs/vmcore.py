@@ -1,45 +1,24 @@
 """Validate an ELF core file against the layout rules of /proc/vmcore.
 
-The kernel (``fs/proc/vmcore.c``) builds /proc/vmcore from the crash kernel's
-ELF core header: the ELF header and program headers padded with zeros to a
-page, one merged PT_NOTE first whose notes buffer is also padded to a page,
-then each PT_LOAD in a page-aligned slot of the file. :func:`validate_core`
-checks a file (or any seekable stream) against those rules and the spec's
-VMCOREINFO grammar, reading only headers, notes and padding: a live
-/proc/vmcore of any size is checked in a few reads.
+:func:`validate_core` reads a file's head (:func:`~abi_specs.corehead.read_core_head`),
+plans the layout its headers imply (:class:`~abi_specs.vmcore_layout.VmcoreLayout`,
+the same plan the synthesizer builds from) and checks the file against it and
+against the spec's notes and VMCOREINFO grammar. Only headers, notes and
+padding are read: a live /proc/vmcore of any size is checked in a few reads.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
+from .corehead import CoreHead, open_elf, read_core_head
+from .elf import EHDR_SIZE, PHDR_SIZE, machine_name, machine_number
 from .errors import CoreError
 from .model import CoreFormat
+from .vmcore_layout import VmcoreLayout, round_up
 
-EHDR_SIZE = 64
-PHDR_SIZE = 56
-NT_PRSTATUS = 1
-NT_VMCOREDD = 0x700
 _PAGE_SIZES = [1 << s for s in range(12, 31)]
-
-
-def round_up(value: int, align: int) -> int:
-    return -(-value // align) * align
-
-
-@dataclass
-class Note:
-    """One ELF note: name, type, descriptor and its file offset."""
-
-    name: str
-    type: int
-    desc: bytes
-    offset: int
 
 
 @dataclass
@@ -64,27 +43,6 @@ class CoreSummary:
             "vmcoreinfo": self.vmcoreinfo,
             "loads": self.loads,
         }
-
-
-def parse_notes(buf: bytes, base: int, byteorder: str, what: str) -> list[Note]:
-    """Split a notes buffer into notes; *base* is its file offset (for messages)."""
-    fmt = struct.Struct("<III" if byteorder == "little" else ">III")
-    notes = []
-    pos = 0
-    while pos < len(buf):
-        if pos + 12 > len(buf):
-            raise CoreError(what, base + pos, f"{len(buf) - pos} stray bytes after the last note")
-        namesz, descsz, ntype = fmt.unpack_from(buf, pos)
-        name_end = pos + 12 + round_up(namesz, 4)
-        desc_end = name_end + round_up(descsz, 4)
-        if namesz == 0 or desc_end > len(buf):
-            raise CoreError(what, base + pos, f"note header (namesz {namesz}, descsz {descsz}) runs past p_filesz")
-        raw_name = buf[pos + 12:pos + 12 + namesz]
-        if not raw_name.endswith(b"\0"):
-            raise CoreError(what, base + pos + 12, "note name is not NUL-terminated")
-        notes.append(Note(raw_name[:-1].decode("latin-1"), ntype, buf[name_end:name_end + descsz], base + pos))
-        pos = desc_end
-    return notes
 
 
 def parse_vmcoreinfo(text: bytes, rules: CoreFormat, what: str, offset: int) -> dict[str, str]:
@@ -115,16 +73,8 @@ def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
     return stream.read(size)
 
 
-def _arch_of(rules: CoreFormat, machine: int, endian: str) -> str | None:
-    return next((a for a, m in rules.machines.items() if m.e_machine == machine and m.endian == endian), None)
-
-
-def validate_core(stream: BinaryIO, rules: CoreFormat, size: int, what: str = "vmcore") -> CoreSummary:
-    """Check *stream* (*size* bytes) against the /proc/vmcore layout rules.
-
-    Returns a :class:`CoreSummary`; raises :class:`CoreError` naming the first
-    rule broken and the file offset where it is broken.
-    """
+def _check_elf_header(stream: BinaryIO, rules: CoreFormat, size: int, what: str) -> str:
+    """The ELF header's rules; returns the arch."""
     ident = _read_at(stream, 0, 16)
     if ident[:4] != b"\x7fELF":
         raise CoreError(what, 0, "not an ELF file (no \\x7fELF magic)")
@@ -134,26 +84,30 @@ def validate_core(stream: BinaryIO, rules: CoreFormat, size: int, what: str = "v
         raise CoreError(what, 4, "not ELF64 (EI_CLASS is not ELFCLASS64)")
     if ident[6] != 1:
         raise CoreError(what, 6, f"EI_VERSION is {ident[6]}, not EV_CURRENT")
-    try:
-        elf = ELFFile(stream)
-        header = elf.header
-        phdrs = [elf.get_segment(i).header for i in range(elf.num_segments())]
-    except (ELFError, struct.error, ValueError) as exc:
-        raise CoreError(what, 0, f"unreadable ELF headers: {exc}") from None
+    elf = open_elf(stream, what)
+    header = elf.header
     endian = "little" if elf.little_endian else "big"
     if header.e_type != "ET_CORE":
         raise CoreError(what, 16, f"e_type is {header.e_type}, not ET_CORE")
-    machine = header.e_machine
-    machine_number = {"EM_X86_64": 62, "EM_PPC64": 21}.get(machine, machine)
-    arch = _arch_of(rules, machine_number, endian)
+    e_machine = machine_number(header.e_machine)
+    arch = rules.arch_of(e_machine, endian)
     if arch is None:
-        raise CoreError(what, 18, f"machine {machine} ({endian}-endian) is none of {', '.join(rules.machines)}")
+        raise CoreError(what, 18, f"machine {machine_name(e_machine)} ({endian}-endian) is none of "
+                        f"{', '.join(rules.arches)}")
     if header.e_version != "EV_CURRENT":
         raise CoreError(what, 20, f"e_version is {header.e_version}, not EV_CURRENT")
     if header.e_ehsize != EHDR_SIZE or header.e_phentsize != PHDR_SIZE:
-        raise CoreError(what, 52, f"e_ehsize/e_phentsize are {header.e_ehsize}/{header.e_phentsize}, not 64/56")
+        raise CoreError(what, 52, f"e_ehsize/e_phentsize are {header.e_ehsize}/{header.e_phentsize}, "
+                        f"not {EHDR_SIZE}/{PHDR_SIZE}")
     if header.e_phnum == 0 or header.e_phoff != EHDR_SIZE:
-        raise CoreError(what, 32, "program headers must follow the ELF header (e_phoff 64, e_phnum > 0)")
+        raise CoreError(what, 32, f"program headers must follow the ELF header (e_phoff {EHDR_SIZE}, e_phnum > 0)")
+    return arch
+
+
+def _check_segments(stream: BinaryIO, what: str) -> None:
+    """One PT_NOTE first, then only PT_LOADs (checked before any note is parsed)."""
+    elf = open_elf(stream, what)
+    phdrs = [elf.get_segment(i).header for i in range(elf.num_segments())]
     kinds = [p.p_type for p in phdrs]
     if kinds[0] != "PT_NOTE":
         raise CoreError(what, EHDR_SIZE, f"the first program header is {kinds[0]}, not the merged PT_NOTE")
@@ -161,60 +115,77 @@ def validate_core(stream: BinaryIO, rules: CoreFormat, size: int, what: str = "v
         if kind != "PT_LOAD":
             raise CoreError(what, EHDR_SIZE + i * PHDR_SIZE, f"program header {i} is {kind}: only one PT_NOTE, then PT_LOADs")
     note = phdrs[0]
-    hdr_end = EHDR_SIZE + len(phdrs) * PHDR_SIZE
     if note.p_filesz != note.p_memsz or note.p_vaddr or note.p_paddr:
         raise CoreError(what, EHDR_SIZE, "the PT_NOTE must have p_filesz == p_memsz and zero addresses")
-    notes = parse_notes(_read_at(stream, note.p_offset, note.p_filesz), note.p_offset, endian, what)
-    if not notes:
-        raise CoreError(what, note.p_offset, "the PT_NOTE holds no notes")
-    info_notes = [n for n in notes if n.name == "VMCOREINFO"]
+
+
+def _check_notes(head: CoreHead, rules: CoreFormat, arch: str, what: str) -> tuple[dict[str, str], list[int]]:
+    """The notes' rules; returns the VMCOREINFO values and the CPUs' pids."""
+    vmcoreinfo, prstatus, device = rules.note("VMCOREINFO"), rules.note("NT_PRSTATUS"), rules.note("NT_VMCOREDD")
+    info_notes = [n for n in head.notes if n.name == vmcoreinfo.name]
     if len(info_notes) > 1:
-        raise CoreError(what, info_notes[1].offset, "more than one VMCOREINFO note")
+        raise CoreError(what, info_notes[1].offset, f"more than one {vmcoreinfo.name} note")
     info: dict[str, str] = {}
     if info_notes:
-        if info_notes[0].type != 0:
-            raise CoreError(what, info_notes[0].offset, f"VMCOREINFO note has type {info_notes[0].type}, not 0")
+        if info_notes[0].type != vmcoreinfo.type:
+            raise CoreError(what, info_notes[0].offset, f"VMCOREINFO note has type {info_notes[0].type}, not {vmcoreinfo.type}")
         info = parse_vmcoreinfo(info_notes[0].desc, rules, what, info_notes[0].offset)
-
-    page = int(info["PAGESIZE"]) if "PAGESIZE" in info else next(
-        (p for p in _PAGE_SIZES if round_up(hdr_end, p) == note.p_offset), 0)
-    if page not in _PAGE_SIZES:
-        raise CoreError(what, EHDR_SIZE, f"cannot tell the page size (PAGESIZE {page}, PT_NOTE at {note.p_offset:#x})")
-    if note.p_offset != round_up(hdr_end, page):
-        want = round_up(hdr_end, page)
-        raise CoreError(what, EHDR_SIZE, f"PT_NOTE p_offset {note.p_offset:#x} is not the headers padded to the page ({want:#x})")
-    if _read_at(stream, hdr_end, note.p_offset - hdr_end).strip(b"\0"):
-        raise CoreError(what, hdr_end, "the padding after the program headers is not zero")
-    notes_end = note.p_offset + note.p_filesz
-    if _read_at(stream, notes_end, round_up(notes_end, page) - notes_end).strip(b"\0"):
-        raise CoreError(what, notes_end, "the padding after the notes is not zero")
-
     seen_core = False
     pids = []
-    want = rules.machines[arch].prstatus_size
-    for n in notes:
-        if n.name == "LINUX" and n.type == NT_VMCOREDD:
+    spec = rules.arches[arch]
+    for n in head.notes:
+        if n.name == device.name and n.type == device.type:
             if seen_core:
                 raise CoreError(what, n.offset, "a device dump note comes after the CPU notes")
-        elif n.name == "CORE" and n.type == NT_PRSTATUS:
+        elif n.name == prstatus.name and n.type == prstatus.type:
             seen_core = True
-            if len(n.desc) != want:
-                raise CoreError(what, n.offset, f"NT_PRSTATUS descriptor is {len(n.desc)} bytes, {arch} has {want}")
-            pids.append(int.from_bytes(n.desc[32:36], endian))
+            if len(n.desc) != spec.prstatus_size:
+                raise CoreError(what, n.offset, f"NT_PRSTATUS descriptor is {len(n.desc)} bytes, {arch} has {spec.prstatus_size}")
+            pids.append(spec.prstatus_pid(n.desc))
     if not pids:
-        raise CoreError(what, note.p_offset, "no NT_PRSTATUS (CPU) note")
+        raise CoreError(what, head.note_segments[0][0], "no NT_PRSTATUS (CPU) note")
+    return info, pids
 
-    cursor = round_up(notes_end, page)
-    loads = []
-    for i, p in enumerate(phdrs[1:], 1):
+
+def _check_layout(head: CoreHead, stream: BinaryIO, info: dict[str, str], size: int, what: str) -> VmcoreLayout:
+    notes_offset, notes_size = head.note_segments[0]
+    headers_end = EHDR_SIZE + len(head.segment_types) * PHDR_SIZE
+    page = int(info["PAGESIZE"]) if "PAGESIZE" in info else next(
+        (p for p in _PAGE_SIZES if round_up(headers_end, p) == notes_offset), 0)
+    if page not in _PAGE_SIZES:
+        raise CoreError(what, EHDR_SIZE, f"cannot tell the page size (PAGESIZE {page}, PT_NOTE at {notes_offset:#x})")
+    plan = VmcoreLayout.plan(page, notes_size, [(ld.vaddr, ld.paddr, ld.memsz) for ld in head.loads])
+    if notes_offset != plan.notes_offset:
+        raise CoreError(what, EHDR_SIZE, f"PT_NOTE p_offset {notes_offset:#x} is not the headers padded to the page "
+                        f"({plan.notes_offset:#x})")
+    if _read_at(stream, plan.headers_end, plan.notes_offset - plan.headers_end).strip(b"\0"):
+        raise CoreError(what, plan.headers_end, "the padding after the program headers is not zero")
+    if _read_at(stream, plan.notes_end, plan.loads_start - plan.notes_end).strip(b"\0"):
+        raise CoreError(what, plan.notes_end, "the padding after the notes is not zero")
+    for i, (ld, slot) in enumerate(zip(head.loads, plan.loads), 1):
         where = EHDR_SIZE + i * PHDR_SIZE
-        in_page = p.p_offset - cursor
-        if not 0 <= in_page < page:
-            raise CoreError(what, where, f"PT_LOAD {i} p_offset {p.p_offset:#x} is not in its page-aligned slot at {cursor:#x}")
-        if p.p_filesz != p.p_memsz:
-            raise CoreError(what, where, f"PT_LOAD {i} p_filesz {p.p_filesz:#x} differs from p_memsz {p.p_memsz:#x}")
-        loads.append({"paddr": p.p_paddr, "vaddr": p.p_vaddr, "offset": p.p_offset, "size": p.p_memsz})
-        cursor += round_up(in_page + p.p_memsz, page)
-    if size != cursor:
-        raise CoreError(what, min(size, cursor), f"file is {size} bytes, the headers describe {cursor}")
-    return CoreSummary(arch, page, size, len(pids), pids, info, loads)
+        if ld.offset != slot.offset:
+            raise CoreError(what, where, f"PT_LOAD {i} p_offset {ld.offset:#x} is not in its page-aligned slot at "
+                            f"{slot.slot:#x} (expected {slot.offset:#x})")
+        if ld.filesz != ld.memsz:
+            raise CoreError(what, where, f"PT_LOAD {i} p_filesz {ld.filesz:#x} differs from p_memsz {ld.memsz:#x}")
+    if size != plan.size:
+        raise CoreError(what, min(size, plan.size), f"file is {size} bytes, the headers describe {plan.size}")
+    return plan
+
+
+def validate_core(stream: BinaryIO, rules: CoreFormat, size: int, what: str = "vmcore") -> CoreSummary:
+    """Check *stream* (*size* bytes) against the /proc/vmcore layout rules.
+
+    Returns a :class:`CoreSummary`; raises :class:`CoreError` naming the first
+    rule broken and the file offset where it is broken.
+    """
+    arch = _check_elf_header(stream, rules, size, what)
+    _check_segments(stream, what)
+    head = read_core_head(stream, what)
+    if not head.notes:
+        raise CoreError(what, head.note_segments[0][0] if head.note_segments else EHDR_SIZE, "the PT_NOTE holds no notes")
+    info, pids = _check_notes(head, rules, arch, what)
+    plan = _check_layout(head, stream, info, size, what)
+    loads = [{"paddr": ld.paddr, "vaddr": ld.vaddr, "offset": ld.offset, "size": ld.memsz} for ld in head.loads]
+    return CoreSummary(arch, plan.page_size, size, len(pids), pids, info, loads)

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mockfs.testbed import MockMount
+from mockfs.session.testbed import MockMount
 
 
 def timed(cmd: list[str]) -> float:

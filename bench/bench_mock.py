@@ -21,9 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from mockfs.daemon import mount, umount
+from mockfs.dumps import export_file
+from mockfs.fuse.daemon import mount, umount
 from mockfs.live import LiveMachine
-from mockfs.machine import VmcoreImage, export_vmcore, resolve_fixture
+from mockfs.machine import VmcoreImage, resolve_fixture
 
 MiB = 1 << 20
 
@@ -72,7 +73,7 @@ def measure(name: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="abi-bench-", dir="/dev/shm") as shm, \
             tempfile.TemporaryDirectory(prefix="abi-bench-") as work:
         baseline = Path(shm) / "vmcore"
-        export_vmcore(image, baseline)
+        export_file(image, baseline)
         root = Path(work) / "root"
         root.mkdir()
         mount(LiveMachine(image), root)

@@ -20,13 +20,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from abi_specs.corehead import CoreLoad
 from abi_specs.phyp import PhypAreas, ReleaseCounters, release, saved_at
-
-from .coreinfo import Load
 
 
 @dataclass(frozen=True)
-class Segment:
+class SourceSpan:
     """File bytes ``[file_start, file_end)`` hold source bytes from ``source`` on."""
 
     file_start: int
@@ -38,17 +37,17 @@ class Segment:
         return self.source + self.file_end - self.file_start
 
 
-def source_segments(loads: Sequence[Load], rmr: tuple[int, int] | None) -> list[Segment]:
+def source_spans(loads: Sequence[CoreLoad], rmr: tuple[int, int] | None) -> list[SourceSpan]:
     """Map file offsets to source addresses; *rmr* is (copy address, copied length)."""
     out = []
     for ld in loads:
         off, end, paddr = ld.offset, ld.offset + ld.filesz, ld.paddr
         if rmr is not None and paddr < rmr[1]:
             cut = min(end, off + rmr[1] - paddr)
-            out.append(Segment(off, cut, saved_at(paddr, *rmr)))
+            out.append(SourceSpan(off, cut, saved_at(paddr, *rmr)))
             off, paddr = cut, rmr[1]
         if off < end:
-            out.append(Segment(off, end, paddr))
+            out.append(SourceSpan(off, end, paddr))
     return out
 
 
@@ -79,9 +78,9 @@ class Area:
 class ReleasePlan:
     """Hands out the largest safe prefix of each range as the saved prefix grows."""
 
-    def __init__(self, ranges: Sequence[tuple[int, int]], segments: Sequence[Segment], page_size: int) -> None:
+    def __init__(self, ranges: Sequence[tuple[int, int]], spans: Sequence[SourceSpan], page_size: int) -> None:
         self.page_size = page_size
-        self.segments = list(segments)
+        self.spans = list(spans)
         self.areas: list[Area] = []
         # The kernel never lists overlapping ranges; if it ever did, releasing the
         # overlap twice would free pages twice, so each byte belongs to the first range.
@@ -109,7 +108,7 @@ class ReleasePlan:
         """How much of the file must be saved before writing ``start length``."""
         lo, hi = kernel_window(start, length, self.page_size)
         need = 0
-        for seg in self.segments:
+        for seg in self.spans:
             if seg.source < hi and lo < seg.source_end:
                 need = max(need, seg.file_start + min(hi, seg.source_end) - seg.source)
         return need

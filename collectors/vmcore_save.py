@@ -25,42 +25,29 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import mmap
 import os
 import sys
-import time
 from pathlib import Path
 from typing import NoReturn
 
 from abi_specs import AbiError, builtin_spec
 
-from .coreinfo import CoreFormatError, CoreInfo, read_core_info
+from .coreinfo import CoreFormatError, CoreLayout, read_core_layout
+from .errors import Failure
 from .progress import Progress
-from .release_plan import ReleasePlan, source_segments
+from .reader import CHUNK, VmcoreReader
+from .release_plan import ReleasePlan, source_spans
 from .state import STATE_NAME, State, StateError
 
 PROG = "vmcore-save"
-CHUNK = 1 << 20  # one read: a multiple of every page size a kernel uses
 CHECKPOINT = 64 << 20  # fsync and record progress (and release memory) this often
-READ_TRIES = 4  # attempts of a failing page read before giving up on it
-RETRY_DELAY = 0.05  # seconds; grows with each attempt
 
-RELEASE_REGION = "/sys/kernel/release_region"
-FADUMP_RELEASE = ("/sys/kernel/fadump/release_mem", "/sys/kernel/fadump_release_mem")
-VMCORE = "/proc/vmcore"
+# The ABI files, by the spec's canonical paths.
+_SPEC = builtin_spec()
+RELEASE_REGION = _SPEC.get("release_region").path
+FADUMP_RELEASE = (_SPEC.get("fadump/release_mem").path, _SPEC.get("fadump_release_mem").path)
+VMCORE = _SPEC.get("vmcore").path
 OUTPUT_NAME = "vmcore"
-
-
-class Failure(Exception):
-    """Why the run cannot finish: one line for the user, exit status 1."""
-
-
-class ReadFailure(Failure):
-    """/proc/vmcore could not be read at ``offset``."""
-
-    def __init__(self, offset: int, reason: str) -> None:
-        self.offset = offset
-        super().__init__(reason)
 
 
 def detect_platform(root: Path) -> tuple[str, Path | None]:
@@ -88,82 +75,6 @@ def write_attribute(path: Path, text: str) -> None:
         raise Failure(f"{path}: writing {text.strip()!r} failed: {exc.strerror}") from None
     if count != len(data):
         raise Failure(f"{path}: writing {text.strip()!r} took {count} of {len(data)} bytes")
-
-
-class VmcoreReader:
-    """Reads /proc/vmcore into one preallocated, page-aligned buffer.
-
-    Short reads are continued; an error on a multi-page read is narrowed down to
-    the page, and a page is tried READ_TRIES times before its offset is reported.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
-        self.size = os.fstat(self.file.fileno()).st_size
-        self._buf = mmap.mmap(-1, CHUNK)  # anonymous mmap: page aligned, like O_DIRECT wants
-        self.view = memoryview(self._buf)
-        self.page_size = 4096
-        self._at = 0
-
-    def close(self) -> None:
-        self.view.release()
-        self._buf.close()
-        self.file.close()
-
-    def pread(self, offset: int, length: int) -> bytes:
-        """Up to *length* bytes at *offset* (fewer only at the end): for the core's head."""
-        out = bytearray()
-        tries = 0
-        while len(out) < length:
-            try:
-                data = os.pread(self.file.fileno(), length - len(out), offset + len(out))
-            except OSError as exc:
-                tries += 1
-                if tries >= READ_TRIES:
-                    raise ReadFailure(offset + len(out), f"{self.path}: read error at offset {offset + len(out):#x}: "
-                                      f"{exc.strerror} (tried {tries} times)") from None
-                time.sleep(RETRY_DELAY * tries)
-                continue
-            if not data:
-                break
-            out += data
-            tries = 0
-        return bytes(out)
-
-    def fill(self, pos: int, n: int) -> tuple[int, ReadFailure | None]:
-        """Read file bytes [pos, pos+n) into ``view[:n]``: (bytes read, why it stopped early)."""
-        view, ps = self.view, self.page_size
-        got, tries, careful = 0, 0, False
-        if self._at != pos:
-            self.file.seek(pos)
-            self._at = pos
-        while got < n:
-            want = n - got
-            if careful:  # after an error: one page at a time, to save all good pages and name the bad one
-                want = min(want, ps - (pos + got) % ps)
-            try:
-                count = self.file.readinto(view[got:got + want])
-            except OSError as exc:
-                self.file.seek(pos + got)
-                self._at = pos + got
-                if not careful and want > ps - (pos + got) % ps:
-                    careful = True
-                    continue
-                tries += 1
-                if tries >= READ_TRIES:
-                    at = pos + got
-                    return got, ReadFailure(at, f"{self.path}: read error at offset {at:#x}: {exc.strerror} "
-                                            f"(tried {tries} times)")
-                time.sleep(RETRY_DELAY * tries)
-                continue
-            if not count:
-                at = pos + got
-                return got, ReadFailure(at, f"{self.path}: ends at offset {at:#x}, before its size {self.size:#x}")
-            got += count
-            self._at += count
-            tries = 0
-        return got, None
 
 
 class Collector:
@@ -253,7 +164,7 @@ class Collector:
 
     def collect(self, reader: VmcoreReader) -> None:
         try:
-            core = read_core_info(reader.pread)
+            core = read_core_layout(reader.pread, reader.size)
         except CoreFormatError as exc:
             raise Failure(f"{reader.path}: not an ELF core: {exc}") from None
         reader.page_size = core.page_size
@@ -263,7 +174,7 @@ class Collector:
         state = self.state
         assert state is not None
         if self.platform == "phyp":
-            self.plan = ReleasePlan(ranges, source_segments(core.loads, rmr), core.page_size)
+            self.plan = ReleasePlan(ranges, source_spans(core.loads, rmr), core.page_size)
             if state.pending is not None:
                 start, length = state.pending
                 # Unknowable whether the kernel saw it; writing it again could free pages
@@ -285,7 +196,7 @@ class Collector:
 
     def read_ranges(self) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
         """release_region's (start, length) pairs, parsed by the spec, and the RMR copy."""
-        spec = builtin_spec().get("release_region")
+        spec = _SPEC.get("release_region")
         path = self.abi(RELEASE_REGION)
         try:
             text = path.read_bytes()
@@ -300,7 +211,7 @@ class Collector:
         rmr = next(((int(p["start"]), int(p["length"])) for p in pairs if p["name"] == "DUMP"), None)
         return ranges, rmr
 
-    def adopt_state(self, size: int, core: CoreInfo, ranges: list[tuple[int, int]]) -> None:
+    def adopt_state(self, size: int, core: CoreLayout, ranges: list[tuple[int, int]]) -> None:
         """Start a new state, or check that the existing one is about this very dump."""
         state = self.state
         if state is None:
@@ -315,7 +226,7 @@ class Collector:
             raise Failure(f"{self.out_dir} holds another dump ({self.state_path} does not match {self.abi(VMCORE)}); "
                           "use an empty directory")
 
-    def open_output(self, reader: VmcoreReader, core: CoreInfo) -> None:
+    def open_output(self, reader: VmcoreReader, core: CoreLayout) -> None:
         """Open the output at the durable prefix, dropping bytes written after it."""
         state = self.state
         assert state is not None

@@ -1,19 +1,21 @@
-"""Machine model of a crashed Linux system and on-demand /proc/vmcore synthesis.
+"""The machine model: a crashed Linux system and the bytes of its /proc/vmcore.
 
-Pure Python, no FUSE and no I/O beyond reading fixture files:
+Pure computation, with one edge: :mod:`~mockfs.machine.manifest` reads and
+writes fixture manifests (and the blob files they name).
 
-* model: :class:`Fixture` and its parts, validation, phyp/fadump layouts;
-* manifest: TOML fixture files (``load_fixture``, ``write_fixture``, built-ins);
-* image: :class:`VmcoreImage` (``size``, ``read``) and ``export_vmcore``;
-* generate: ``new_fixture`` (a valid fixture from a few parameters), ``parse_size``;
-* importcore: :class:`ImportedCore` (a fixture backed by a real ELF core file),
-  ``open_image`` (bytes of any fixture) and ``export_file`` (atomic, mode 0600);
-* verify: ``verify_dump`` (a saved dump against its fixture, page by page).
+* model: :class:`Fixture` and its parts, and their validation;
+* manifest: TOML fixture files (``load_fixture``, ``write_fixture``, the built-ins);
+* generate: ``new_fixture`` (a valid fixture from a few parameters);
+* kernel, printk, memmap, x86_pagetables, pattern, notes: what the crashed
+  kernel left in memory (VMCOREINFO, log buffers, ``mem_map``, page tables,
+  the self-describing page pattern, the CPU notes);
+* image: :class:`VmcoreImage`, the /proc/vmcore of a fixture (``size``, ``read``).
+
+Reading dumps back, imported cores and verification live in :mod:`mockfs.dumps`.
 """
 
-from .generate import new_fixture, parse_size
-from .image import VmcoreImage, export_vmcore
-from .importcore import CoreImportError, ImportedCore, export_file, import_core, load_imported, open_image
+from .generate import new_fixture
+from .image import VmcoreImage
 from .manifest import (
     builtin_fixture_names,
     dumps_fixture,
@@ -23,7 +25,6 @@ from .manifest import (
     write_fixture,
 )
 from .model import (
-    ARCH_INFO,
     Cpu,
     Fadump,
     Fixture,
@@ -31,41 +32,26 @@ from .model import (
     LogRecord,
     Overlay,
     PhypDump,
-    PhypLayout,
 )
 from .pattern import page_origin
 from .printk import expected_dmesg
-from .verify import DumpFormatError, VerifyReport, verify_dump
 
 __all__ = [
-    "ARCH_INFO",
-    "CoreImportError",
     "Cpu",
-    "DumpFormatError",
     "Fadump",
     "Fixture",
     "FixtureError",
-    "ImportedCore",
     "LogRecord",
     "Overlay",
     "PhypDump",
-    "PhypLayout",
-    "VerifyReport",
     "VmcoreImage",
     "builtin_fixture_names",
     "dumps_fixture",
     "expected_dmesg",
-    "export_file",
-    "export_vmcore",
-    "import_core",
     "load_fixture",
-    "load_imported",
     "new_fixture",
-    "open_image",
     "page_origin",
     "parse_fixture",
-    "parse_size",
     "resolve_fixture",
-    "verify_dump",
     "write_fixture",
 ]

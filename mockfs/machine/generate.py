@@ -11,19 +11,20 @@ randomness comes from ``seed``, so equal arguments give equal fixtures.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 
 import tomli_w
 
+from abi_specs import builtin_spec
+from abi_specs.fadump import fadump_areas
+from abi_specs.units import format_size, parse_size
+
 from .manifest import fixture_to_doc
-from .model import ARCH_INFO, PAGE_KINDS, PLATFORMS, Cpu, Fadump, Fixture, FixtureError, LogRecord, PhypDump
+from .model import PAGE_KINDS, Cpu, Fadump, Fixture, FixtureError, LogRecord, PhypDump
 
 MiB = 1 << 20
 GiB = 1 << 30
 
-#: The architecture each platform gets when none is asked for.
-DEFAULT_ARCH = {"phyp": "ppc64", "fadump": "ppc64le", "kdump": "x86_64"}
 DEFAULT_MEMORY = GiB
 DEFAULT_CPUS = 2
 #: Smallest RAM a generated fixture accepts: the kernel data region starts at
@@ -34,39 +35,77 @@ MIN_MEMORY = {"kdump": 64 * MiB, "fadump": 544 * MiB, "phyp": 576 * MiB}
 #: Largest RAM: 4-level x86_64 page tables reach 64 TiB; the model stops at 4 PiB.
 MAX_MEMORY = 64 << 40
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1 << 10, "m": MiB, "mib": MiB, "mb": MiB,
-          "g": GiB, "gib": GiB, "gb": GiB, "t": 1 << 40, "tib": 1 << 40, "tb": 1 << 40}  # fmt: skip
-_SIZE_RE = re.compile(r"^\s*(0[xX][0-9a-fA-F_]+|[0-9][0-9_]*)\s*([A-Za-z]*)\s*$")
-
 _DEFAULT_LOG = ("Linux version {osrelease} (mock@build) #1 SMP", "sysrq: Trigger a crash",
                 "Kernel panic - not syncing: sysrq triggered crash")  # fmt: skip
-_PC_SP = {"x86_64": ("rip", "rsp"), "ppc64": ("nip", "r1"), "ppc64le": ("nip", "r1")}
 
 
-def parse_size(text: str | int) -> int:
-    """Bytes in a size such as ``"4G"``, ``"1TiB"``, ``"512M"``, ``"0x1000"`` or ``4096``.
-
-    Units are binary (K = 1024) whether or not they carry an ``i``; ``B`` is optional.
-    Raises ValueError with a one-line message for anything else.
-    """
-    if isinstance(text, int) and not isinstance(text, bool):
-        if text < 0:
-            raise ValueError(f"negative size {text}")
-        return text
-    m = _SIZE_RE.match(str(text))
-    unit = m.group(2).lower() if m else ""
-    if not m or unit not in _UNITS:
-        raise ValueError(f"cannot read {text!r} as a size (e.g. 4G, 1TiB, 512M, 0x1000)")
-    return int(m.group(1).replace("_", ""), 0) * _UNITS[unit]
+def default_arch(platform: str) -> str:
+    """The architecture a *platform* machine gets when none is asked for (the spec says)."""
+    return builtin_spec().platforms[platform].default_arch
 
 
-def format_size(n: int) -> str:
-    """*n* bytes the short way a person writes it: ``4 GiB``, ``768 MiB``, ``1.75 GiB``, ``100 B``."""
-    for unit, scale in (("TiB", 1 << 40), ("GiB", GiB), ("MiB", MiB), ("KiB", 1 << 10)):
-        if n >= scale:
-            # Whole units print exactly; anything else with two decimals.
-            return f"{n // scale} {unit}" if n % scale == 0 else f"{n / scale:.2f} {unit}"
-    return f"{n} B"
+#: Where generated stack pointers point: the vmalloc area (x86_64) or high in the direct map (POWER).
+_STACK_BASE = {"x86_64": 0xFFFFC90000000000}
+_DEFAULT_STACK_BASE = 0xC00000000F000000
+
+
+def _fail(key: str, problem: str) -> FixtureError:
+    return FixtureError("new", key, problem)
+
+
+def _checked_size(platform: str, arch: str, memory: int | str, cpus: int, seed: int) -> int:
+    """The RAM size in bytes, after checking every parameter; FixtureError naming the one at fault."""
+    spec = builtin_spec()
+    if platform not in spec.platforms:
+        raise _fail("platform", f"unknown platform {platform!r} (expected one of {', '.join(spec.platforms)})")
+    if arch not in spec.arches:
+        raise _fail("arch", f"unknown arch {arch!r} (expected one of {', '.join(spec.arches)})")
+    try:
+        size = parse_size(memory)
+    except ValueError as exc:
+        raise _fail("memory", str(exc)) from None
+    ps = spec.arches[arch].page_size
+    if size % ps:
+        raise _fail("memory", f"{size:#x} is not a multiple of the {arch} page size {ps:#x}")
+    if not MIN_MEMORY[platform] <= size <= MAX_MEMORY:
+        lo, hi = format_size(MIN_MEMORY[platform]), format_size(MAX_MEMORY)
+        raise _fail("memory", f"{format_size(size)} is outside {lo}..{hi} for platform {platform}")
+    if not 1 <= cpus <= 8192:
+        raise _fail("cpus", f"{cpus} CPUs is outside 1..8192")
+    if not 0 <= seed < 1 << 64:
+        raise _fail("seed", f"{seed} does not fit 64 bits")
+    return size
+
+
+def _cpus(rng: random.Random, arch: str, count: int) -> tuple[Cpu, ...]:
+    """CPUs with distinct pids (by construction) and a plausible program counter and stack pointer."""
+    spec = builtin_spec().arch(arch)
+    text_base = spec.kernel_map + spec.kernel_start  # where the kernel text starts
+    stack_base = _STACK_BASE.get(arch, _DEFAULT_STACK_BASE)
+    first_pid = rng.randrange(100, 30000)
+    return tuple(
+        # The first CPU is the one that crashed.
+        Cpu(pid=first_pid + i, registers={spec.pc: text_base + rng.randrange(0, 1 << 24, 4),
+                                          spec.sp: stack_base + rng.randrange(0, 1 << 24, 16)})
+        for i in range(count)
+    )
+
+
+def _log(rng: random.Random, messages: Sequence[str], osrelease: str) -> tuple[LogRecord, ...]:
+    """*messages* (or the default boot-and-panic log) with strictly increasing timestamps, up to 2 s apart."""
+    texts = list(messages) or [t.format(osrelease=osrelease) for t in _DEFAULT_LOG]
+    ts, log = 0, []
+    for text in texts:
+        log.append(LogRecord(text, ts))
+        ts += rng.randrange(1, 2_000_000_000)
+    return tuple(log)
+
+
+def _planted(size: int, ps: int) -> dict[str, tuple[int, ...]]:
+    """One page of each kind just below the top of RAM: far from the kernel data
+    region at 16 MiB, and (on phyp) inside the dump area, where collectors look."""
+    top = size - ps * (len(PAGE_KINDS) + 1)
+    return {f"{kind}_pages": (top + i * ps,) for i, kind in enumerate(PAGE_KINDS)}
 
 
 def new_fixture(
@@ -86,71 +125,27 @@ def new_fixture(
     with none, a short boot-and-panic log is used. Raises FixtureError (source
     ``new``) naming the parameter at fault.
     """
-
-    def fail(key: str, problem: str) -> FixtureError:
-        return FixtureError("new", key, problem)
-
-    if platform not in PLATFORMS:
-        raise fail("platform", f"unknown platform {platform!r} (expected one of {', '.join(PLATFORMS)})")
-    arch = arch or DEFAULT_ARCH[platform]
-    if arch not in ARCH_INFO:
-        raise fail("arch", f"unknown arch {arch!r} (expected one of {', '.join(ARCH_INFO)})")
-    try:
-        size = parse_size(memory)
-    except ValueError as exc:
-        raise fail("memory", str(exc)) from None
-    ps = ARCH_INFO[arch].default_page_size
-    if size % ps:
-        raise fail("memory", f"{size:#x} is not a multiple of the {arch} page size {ps:#x}")
-    if not MIN_MEMORY[platform] <= size <= MAX_MEMORY:
-        lo, hi = format_size(MIN_MEMORY[platform]), format_size(MAX_MEMORY)
-        raise fail("memory", f"{format_size(size)} is outside {lo}..{hi} for platform {platform}")
-    if not 1 <= cpus <= 8192:
-        raise fail("cpus", f"{cpus} CPUs is outside 1..8192")
-    if not 0 <= seed < 1 << 64:
-        raise fail("seed", f"{seed} does not fit 64 bits")
-
+    arch = arch or (default_arch(platform) if platform in builtin_spec().platforms else "")
+    size = _checked_size(platform, arch, memory, cpus, seed)
+    ps = builtin_spec().arches[arch].page_size
     rng = random.Random(seed)
-    pc, sp = _PC_SP[arch]
-    text_base = 0xFFFFFFFF81000000 if arch == "x86_64" else 0xC000000000000000
-    stack_base = 0xFFFFC90000000000 if arch == "x86_64" else 0xC00000000F000000
-    first_pid = rng.randrange(100, 30000)
-    cpu_list = [
-        # pids differ by construction; the first CPU is the one that crashed.
-        {"pid": first_pid + i, "registers": {pc: text_base + rng.randrange(0, 1 << 24, 4),
-                                             sp: stack_base + rng.randrange(0, 1 << 24, 16)}}
-        for i in range(cpus)
-    ]
-    texts = list(messages) or [t.format(osrelease=osrelease) for t in _DEFAULT_LOG]
-    ts, log = 0, []
-    for text in texts:
-        log.append(LogRecord(text, ts))
-        ts += rng.randrange(1, 2_000_000_000)  # strictly increasing, up to 2 s apart
-
-    # One page of each kind just below the top of RAM: far from the kernel data
-    # region at 16 MiB, and (on phyp) inside the dump area, where collectors look.
-    planted: dict[str, tuple[int, ...]] = {}
-    if plant_pages:
-        top = size - ps * (len(PAGE_KINDS) + 1)
-        planted = {f"{kind}_pages": (top + i * ps,) for i, kind in enumerate(PAGE_KINDS)}
-
     fixture = Fixture(
         name=name or f"{platform}-{arch}-{format_size(size).replace(' ', '')}",
         platform=platform,
         arch=arch,
         ram=((0, size),),
-        cpus=tuple(Cpu(**c) for c in cpu_list),  # type: ignore[arg-type]
+        cpus=_cpus(rng, arch, cpus),
         osrelease=osrelease,
-        log=tuple(log),
+        log=_log(rng, messages, osrelease),
         seed=seed,
         phyp=PhypDump() if platform == "phyp" else None,
         fadump=_fadump_areas(size) if platform == "fadump" else None,
-        **planted,  # type: ignore[arg-type]
+        **(_planted(size, ps) if plant_pages else {}),  # type: ignore[arg-type]
     )
     try:
         return fixture.validate("new")
     except FixtureError as exc:
-        raise fail(exc.key, exc.problem) from None
+        raise _fail(exc.key, exc.problem) from None
 
 
 def manifest_text(fixture: Fixture, description: str = "") -> str:
@@ -162,10 +157,10 @@ def manifest_text(fixture: Fixture, description: str = "") -> str:
 
 
 def _fadump_areas(size: int) -> Fadump:
-    """Boot memory and reservation the way fadump sizes them: 5 % of RAM, at least 256 MiB."""
-    boot = max(256 * MiB, (size // 20) // (256 * MiB) * (256 * MiB))
-    reserve = boot + 16 * MiB  # room for the CPU state and the ELF header too
-    start = (size - reserve) // (16 * MiB) * (16 * MiB)
-    if start < boot:
-        raise FixtureError("new", "memory", f"{format_size(size)} is too small for fadump's {format_size(boot)} boot memory")
-    return Fadump(boot_memory_size=boot, reserve_start=start, reserve_size=reserve)
+    """Boot memory and reservation the way the spec's fadump sizing rule gives them."""
+    try:
+        areas = fadump_areas(size)
+    except ValueError:
+        raise FixtureError("new", "memory", f"{format_size(size)} is too small for fadump's boot memory") from None
+    return Fadump(boot_memory_size=areas.boot_memory_size, reserve_start=areas.reserve_start,
+                  reserve_size=areas.reserve_size)

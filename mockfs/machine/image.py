@@ -1,10 +1,9 @@
 """On-demand /proc/vmcore: the exact bytes the capture kernel would serve.
 
-Layout, as fs/proc/vmcore.c builds it from the ELF core header kexec-tools
-(or the firmware) prepared: the ELF header and program headers padded to a
-page; one merged PT_NOTE whose data (all notes back to back) is padded to a
-page; then one page-aligned slot per PT_LOAD holding the segment's pages, its
-p_offset pointing at the segment's first byte inside the slot.
+The layout is the spec's (:class:`abi_specs.vmcore_layout.VmcoreLayout`, the
+plan the validator checks files against): headers padded to a page, one merged
+PT_NOTE padded to a page, then one page-aligned slot per PT_LOAD. The headers
+are built with pyelftools' ELF declarations (:mod:`abi_specs.elf`).
 
 Nothing proportional to memory size is ever built: reads are served from the
 small header buffer or computed from the fixture page by page.
@@ -13,20 +12,14 @@ small header buffer or computed from the fixture page by page.
 from __future__ import annotations
 
 import bisect
-import os
-from typing import BinaryIO
 
-from .elfcore import PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE, Elf64Ehdr, Elf64Phdr
+from abi_specs.elf import PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE, pack_ehdr, pack_phdr
+from abi_specs.vmcore_layout import VmcoreLayout
+
 from .kernel import KernelRegion, build_kernel
 from .model import Fixture
-from .notes import prstatus_note
+from .notes import prstatus_note, vmcoreinfo_note
 from .pattern import PagePattern
-
-CHUNK = 1 << 20
-
-
-def _up(n: int, a: int) -> int:
-    return (n + a - 1) // a * a
 
 
 class VmcoreImage:
@@ -41,42 +34,29 @@ class VmcoreImage:
         self.kernel: KernelRegion = build_kernel(fixture)
         self.pattern = PagePattern(ps, fixture.seed, arch.byteorder)
 
-        self.notes = b"".join(prstatus_note(cpu, arch) for cpu in fixture.cpus) + self._vmcoreinfo_note()
+        cpu_notes = b"".join(prstatus_note(cpu, arch) for cpu in fixture.cpus)
+        self.notes = cpu_notes + vmcoreinfo_note(self.kernel.vmcoreinfo, arch.byteorder)
         loads: list[tuple[int, int, int]] = []  # (vaddr, paddr, size)
         if self.kernel.text_load:
             loads.append(self.kernel.text_load)
         loads += [(arch.direct_map + start, start, size) for start, size in fixture.ram]
-
-        phnum = 1 + len(loads)
-        self.header_size = _up(64 + 56 * phnum, ps)
-        self.notes_offset = self.header_size
-        notes_padded = _up(len(self.notes), ps)
-        phdrs = [Elf64Phdr(PT_NOTE, 0, self.notes_offset, 0, 0, len(self.notes), len(self.notes))]
-        self._slot_starts: list[int] = []
-        self._slots: list[tuple[int, int, int]] = []  # (file start, file end, physical start)
-        off = self.header_size + notes_padded
-        for vaddr, paddr, size in loads:
-            first = paddr - paddr % ps
-            last = _up(paddr + size, ps)
-            phdrs.append(Elf64Phdr(PT_LOAD, PF_R | PF_W | PF_X, off + paddr - first, vaddr, paddr, size, size))
-            self._slot_starts.append(off)
-            self._slots.append((off, off + last - first, first))
-            off += last - first
-        self.size = off
-        self.phdrs = tuple(phdrs)
-        head = Elf64Ehdr(e_machine=arch.e_machine, e_phnum=phnum).pack(arch.byteorder)
-        head += b"".join(p.pack(arch.byteorder) for p in phdrs)
-        self._head = head.ljust(self.header_size, b"\0") + self.notes.ljust(notes_padded, b"\0")
+        self.layout = layout = VmcoreLayout.plan(ps, len(self.notes), loads)
+        self.header_size = layout.notes_offset
+        self.notes_offset = layout.notes_offset
+        self.size = layout.size
+        order = arch.byteorder
+        head = pack_ehdr(arch.e_machine, order, layout.phnum)
+        head += pack_phdr(order, PT_NOTE, 0, layout.notes_offset, 0, 0, len(self.notes), len(self.notes))
+        for slot in layout.loads:
+            head += pack_phdr(order, PT_LOAD, PF_R | PF_W | PF_X, slot.offset, slot.vaddr, slot.paddr, slot.size, slot.size)
+        self._head = head.ljust(layout.notes_offset, b"\0") + self.notes.ljust(layout.loads_start - layout.notes_offset, b"\0")
+        self._slot_starts = [slot.slot for slot in layout.loads]
+        self._slots = [(slot.slot, slot.slot_end, slot.first_paddr) for slot in layout.loads]
 
         self._zero = sorted(fixture.zero_pages)
         self._overlays = sorted(((ov.paddr, i, ov.data) for i, ov in enumerate(fixture.overlays)), key=lambda t: (t[0], t[1]))
         self._overlay_starts = [o[0] for o in self._overlays]
         self._overlay_max = max((len(o[2]) for o in self._overlays), default=0)
-
-    def _vmcoreinfo_note(self) -> bytes:
-        from .elfcore import pack_note
-
-        return pack_note("VMCOREINFO", 0, self.kernel.vmcoreinfo.encode(), self.byteorder)
 
     # -- file view ----------------------------------------------------------------------
 
@@ -148,25 +128,7 @@ class VmcoreImage:
 
     def vaddr_to_paddr(self, vaddr: int) -> int | None:
         """Translate through the PT_LOADs, as simple core readers do."""
-        for ph in self.phdrs[1:]:
-            if ph.p_vaddr <= vaddr < ph.p_vaddr + ph.p_memsz:
-                return ph.p_paddr + vaddr - ph.p_vaddr
+        for slot in self.layout.loads:
+            if slot.vaddr <= vaddr < slot.vaddr + slot.size:
+                return slot.paddr + vaddr - slot.vaddr
         return None
-
-
-def export_vmcore(fixture: Fixture | VmcoreImage, path: str | os.PathLike[str] | BinaryIO, chunk: int = CHUNK) -> int:
-    """Write the whole /proc/vmcore of *fixture* to *path*, streaming; return its size."""
-    image = fixture if isinstance(fixture, VmcoreImage) else VmcoreImage(fixture)
-    if hasattr(path, "write"):
-        out = path
-        close = False
-    else:
-        out = open(path, "wb")  # noqa: SIM115 - closed below
-        close = True
-    try:
-        for off in range(0, image.size, chunk):
-            out.write(image.read(off, chunk))  # type: ignore[union-attr]
-    finally:
-        if close:
-            out.close()  # type: ignore[union-attr]
-    return image.size

@@ -16,11 +16,10 @@ from . import printk
 from .memmap import OFFSETS, PAGE_BUDDY_MAPCOUNT_VALUE, PAGE_MAPPING_ANON, PAGE_STRUCT_SIZE, PG_BITS, MemMap
 from .model import PAGE_KINDS, Fixture, FixtureError
 from .notes import VmcoreInfo
-from .x86_pagetables import KERNEL_MAP, build_page_tables, table_pages
+from .x86_pagetables import build_page_tables, table_pages
 
 KDATA_BASE = 0x1000000
 IMAGE_ALIGN = 2 << 20
-X86_TEXT_VADDR = KERNEL_MAP + KDATA_BASE  # 0xffffffff81000000, as kexec-tools writes
 
 
 def _align(n: int, a: int) -> int:
@@ -51,6 +50,7 @@ class KernelData:
         self.byteorder = arch.byteorder
         self.x86 = fixture.arch == "x86_64"
         self.direct_map = arch.direct_map
+        self.kernel_map = arch.kernel_map
         self.buf = bytearray()
         self.vmcoreinfo = VmcoreInfo()
         self._o = "<" if self.byteorder == "little" else ">"
@@ -79,7 +79,7 @@ class KernelData:
 
     def kva(self, paddr: int) -> int:
         """Virtual address of a kernel-image (static) object."""
-        return (KERNEL_MAP if self.x86 else self.direct_map) + paddr
+        return self.kernel_map + paddr
 
     def dva(self, paddr: int) -> int:
         """Direct-map virtual address of *paddr*."""
@@ -87,9 +87,33 @@ class KernelData:
 
 
 def _utsname(fx: Fixture) -> bytes:
-    machine = {"x86_64": "x86_64", "ppc64": "ppc64", "ppc64le": "ppc64le"}[fx.arch]
-    fields = ["Linux", fx.hostname, fx.osrelease, "#1 SMP mock", machine, "(none)"]
+    # utsname.machine is what `uname -m` prints: the arch names of the spec are exactly that.
+    fields = ["Linux", fx.hostname, fx.osrelease, "#1 SMP mock", fx.arch, "(none)"]
     return b"".join(f.encode()[:64].ljust(65, b"\0") for f in fields)
+
+
+def _plant_page_tables(kd: KernelData, fx: Fixture) -> int:
+    """The top-level page table (x86_64: real 4-level tables); returns its physical address."""
+    if not kd.x86:
+        return kd.place(kd.u64(0) * 512, 4096)  # an empty top-level table
+    if fx.ram_end > 64 << 40:
+        raise FixtureError(fx.name, "ram", "x86_64 RAM above 64 TiB does not fit the 4-level direct map")
+    pgd_pa = _align(KDATA_BASE + len(kd.buf), 4096)
+    kd.place(build_page_tables(pgd_pa, fx.ram_end), 4096)
+    assert len(kd.buf) == pgd_pa - KDATA_BASE + 4096 * table_pages(fx.ram_end)
+    return pgd_pa
+
+
+def _describe_mem_map(vi: VmcoreInfo) -> None:
+    """The struct page layout and flag numbers makedumpfile's page filters need."""
+    vi.size("page", PAGE_STRUCT_SIZE)
+    vi.offsets("page", [(k, OFFSETS[k]) for k in ("flags", "_refcount", "mapping", "lru", "_mapcount", "private")])
+    for name, bit in PG_BITS.items():
+        if name in ("PG_lru", "PG_private", "PG_swapcache", "PG_swapbacked", "PG_slab", "PG_hwpoison"):
+            vi.number(name, bit)
+    vi.number("PG_head_mask", 1 << PG_BITS["PG_head"])
+    vi.number("PAGE_BUDDY_MAPCOUNT_VALUE", PAGE_BUDDY_MAPCOUNT_VALUE)
+    vi.number("PAGE_OFFLINE_MAPCOUNT_VALUE", -257)
 
 
 def build_kernel(fx: Fixture) -> KernelRegion:
@@ -99,74 +123,43 @@ def build_kernel(fx: Fixture) -> KernelRegion:
     ps = fx.page_size
     vi.raw("OSRELEASE", fx.osrelease)
     vi.raw("PAGESIZE", str(ps))
-
     # struct uts_namespace { struct kref kref; struct new_utsname name; ... }
     uts = kd.place(bytes(4) + _utsname(fx), 64)
     vi.symbol("init_uts_ns", kd.kva(uts))
     vi.offset("uts_namespace.name", 4)
-
-    stext = kd.kva(KDATA_BASE)
-    if kd.x86:
-        if fx.ram_end > 64 << 40:
-            raise FixtureError(fx.name, "ram", "x86_64 RAM above 64 TiB does not fit the 4-level direct map")
-        pgd_pa = _align(KDATA_BASE + len(kd.buf), 4096)
-        kd.place(build_page_tables(pgd_pa, fx.ram_end), 4096)
-        assert len(kd.buf) == pgd_pa - KDATA_BASE + 4096 * table_pages(fx.ram_end)
-    else:
-        pgd_pa = kd.place(kd.u64(0) * 512, 4096)  # an empty top-level table
+    pgd_pa = _plant_page_tables(kd, fx)
     vi.symbol("swapper_pg_dir", kd.kva(pgd_pa))
-    vi.symbol("_stext", stext)
-
+    vi.symbol("_stext", kd.kva(KDATA_BASE))
     mem_map_var = kd.place(kd.u64(0))
     vi.symbol("mem_map", kd.kva(mem_map_var))
     vi.symbol("contig_page_data", kd.kva(kd.place(bytes(64), 64)))
+    (printk.plant_ringbuffer if fx.log_format == "ringbuffer" else printk.plant_printk_log)(kd, fx.log)
 
-    if fx.log_format == "ringbuffer":
-        printk.plant_ringbuffer(kd, fx.log)
-    else:
-        printk.plant_printk_log(kd, fx.log)
-
-    image_end = _align(KDATA_BASE + len(kd.buf), IMAGE_ALIGN)
-    memmap_start = image_end
-    max_pfn = -(-fx.ram_end // ps)
-    memmap = MemMap(max_pfn, kd.byteorder)
+    image_end = memmap_start = _align(KDATA_BASE + len(kd.buf), IMAGE_ALIGN)
+    memmap = MemMap(-(-fx.ram_end // ps), kd.byteorder)
     kd.patch(mem_map_var, kd.u64(kd.dva(memmap_start)))
     end = _align(memmap_start + memmap.size, ps)
     if not fx.in_ram(KDATA_BASE, end - KDATA_BASE):
         raise FixtureError(fx.name, "ram", f"RAM must hold the kernel data region [{KDATA_BASE:#x}, {end:#x}) in one range")
     _plant_page_structs(fx, memmap, kd, (KDATA_BASE, end))
-
-    vi.size("page", PAGE_STRUCT_SIZE)
-    vi.offsets("page", [(k, OFFSETS[k]) for k in ("flags", "_refcount", "mapping", "lru", "_mapcount", "private")])
-    for name, bit in PG_BITS.items():
-        if name in ("PG_lru", "PG_private", "PG_swapcache", "PG_swapbacked", "PG_slab", "PG_hwpoison"):
-            vi.number(name, bit)
-    vi.number("PG_head_mask", 1 << PG_BITS["PG_head"])
-    vi.number("PAGE_BUDDY_MAPCOUNT_VALUE", PAGE_BUDDY_MAPCOUNT_VALUE)
-    vi.number("PAGE_OFFLINE_MAPCOUNT_VALUE", -257)
+    _describe_mem_map(vi)
     if kd.x86:
         vi.symbol("init_top_pgt", kd.kva(pgd_pa))
         vi.number("phys_base", 0)
         vi.number("pgtable_l5_enabled", 0)
         vi.raw("KERNELOFFSET", "0")
     vi.raw("CRASHTIME", str(fx.crashtime))
-
-    image = bytes(kd.buf)
-    text_load = (X86_TEXT_VADDR, KDATA_BASE, image_end - KDATA_BASE) if kd.x86 else None
-    symbols = {}
-    for key, value in vi.values.items():
-        if key.startswith("SYMBOL("):
-            symbols[key[7:-1]] = int(value, 16)
     return KernelRegion(
         image_start=KDATA_BASE,
-        image=image,
+        image=bytes(kd.buf),
         image_end=image_end,
         memmap_start=memmap_start,
         memmap=memmap,
         end=end,
         vmcoreinfo=vi.text(),
-        symbols=symbols,
-        text_load=text_load,
+        symbols={key[7:-1]: int(value, 16) for key, value in vi.values.items() if key.startswith("SYMBOL(")},
+        # The x86_64 kernel-text PT_LOAD (0xffffffff81000000 -> 16 MiB), as kexec-tools writes it.
+        text_load=(kd.kva(KDATA_BASE), KDATA_BASE, image_end - KDATA_BASE) if kd.x86 else None,
     )
 
 

@@ -2,38 +2,30 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 
-from .elfcore import NT_PRSTATUS, pack_note
-from .model import ArchInfo, Cpu
+from abi_specs import builtin_spec
+from abi_specs.arches import Arch
+from abi_specs.elf import pack_note
 
-# elf_prstatus on 64-bit: siginfo (3 ints), cursig (short, padded), sigpend,
-# sighold, pid, ppid, pgrp, sid, four timevals, then pr_reg at offset 112.
-PRSTATUS_PID_OFFSET = 32
-PRSTATUS_REG_OFFSET = 112
+from .model import Cpu
 
 
-def prstatus_desc(cpu: Cpu, arch: ArchInfo) -> bytes:
-    """The elf_prstatus descriptor the kernel saves for *cpu* at crash time."""
-    order = "<" if arch.byteorder == "little" else ">"
-    buf = bytearray(arch.prstatus_size)
-    struct.pack_into(order + "i", buf, PRSTATUS_PID_OFFSET, cpu.pid)
-    regs = [0] * arch.greg_slots
-    for i, name in enumerate(arch.registers):
-        regs[i] = cpu.registers.get(name, 0)
-    struct.pack_into(f"{order}{arch.greg_slots}Q", buf, PRSTATUS_REG_OFFSET, *regs)
-    return bytes(buf)
+def _kind(type_name: str) -> tuple[str, int]:
+    kind = builtin_spec().vmcore.note(type_name)
+    return kind.name, kind.type
 
 
-def prstatus_pid(desc: bytes, byteorder: str) -> int:
-    """The pr_pid field of an elf_prstatus descriptor."""
-    return struct.unpack_from("<i" if byteorder == "little" else ">i", desc, PRSTATUS_PID_OFFSET)[0]
-
-
-def prstatus_note(cpu: Cpu, arch: ArchInfo) -> bytes:
+def prstatus_note(cpu: Cpu, arch: Arch) -> bytes:
     """A complete CORE/NT_PRSTATUS note for *cpu*."""
-    return pack_note("CORE", NT_PRSTATUS, prstatus_desc(cpu, arch), arch.byteorder)
+    name, n_type = _kind("NT_PRSTATUS")
+    return pack_note(name, n_type, arch.prstatus_desc(cpu.pid, dict(cpu.registers)), arch.byteorder)
+
+
+def vmcoreinfo_note(text: str, byteorder: str) -> bytes:
+    """The VMCOREINFO note carrying *text*."""
+    name, n_type = _kind("VMCOREINFO")
+    return pack_note(name, n_type, text.encode(), byteorder)
 
 
 class VmcoreInfo:
@@ -81,5 +73,5 @@ class VmcoreInfo:
         return "".join(self._lines)
 
     def note(self, byteorder: str) -> bytes:
-        """The VMCOREINFO note (type 0) carrying the text."""
-        return pack_note("VMCOREINFO", 0, self.text().encode(), byteorder)
+        """The VMCOREINFO note carrying the text."""
+        return vmcoreinfo_note(self.text(), byteorder)

@@ -17,6 +17,7 @@ from .model import LogRecord
 
 if TYPE_CHECKING:
     from .kernel import KernelData
+    from .notes import VmcoreInfo
 
 # Descriptor state lives in the top two bits of state_var (DESC_FLAGS_SHIFT = 62).
 _DESC_FINALIZED = 2
@@ -92,6 +93,11 @@ def plant_ringbuffer(kd: KernelData, records: Sequence[LogRecord]) -> None:
     vi.symbol("prb", kd.kva(prb_ptr_pa))
     vi.symbol("printk_rb_static", kd.kva(prb_pa))
     vi.symbol("clear_seq", kd.kva(kd.place(kd.u64(0))))
+    _describe_ringbuffer(vi)
+
+
+def _describe_ringbuffer(vi: VmcoreInfo) -> None:
+    """The sizes and offsets of the printk_ringbuffer structures, as VMCOREINFO gives them to dump readers."""
     vi.size("printk_ringbuffer", _PRB_SIZE)
     vi.offsets("printk_ringbuffer", [("desc_ring", 0), ("text_data_ring", _TEXT_RING_OFFSET), ("fail", 72)])
     vi.size("prb_desc_ring", 40)

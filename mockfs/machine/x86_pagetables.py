@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import struct
 
+from abi_specs import builtin_spec
+
 GiB = 1 << 30
 PGD_SPAN = 1 << 39  # one PGD entry: 512 GiB
-KERNEL_MAP = 0xFFFFFFFF80000000  # __START_KERNEL_map
-DIRECT_MAP = 0xFFFF888000000000  # page_offset_base without KASLR
+_X86 = builtin_spec().arch("x86_64")
+KERNEL_MAP = _X86.kernel_map  # __START_KERNEL_map
+DIRECT_MAP = _X86.direct_map  # page_offset_base without KASLR
 DIRECT_MAP_MAX = 64 << 40  # 4-level paging gives the direct map 64 TiB
 
 _TABLE = 0x063  # present | writable | accessed | dirty

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from abi_specs import builtin_spec, strategies
 
-from ..conftest import run_cli
+from ..support import run_cli
 
 GOOD = "CPU:0x177fee000-0x10000: HPTE:0x177ffe020-0x1000: DUMP:0x177fff020-0x10000000, 0x10000000-0x16f1d370a:\n"
 DOC_EXAMPLE = "CPU:0x177fee000-0x10000: HPTE:0x177ffe020-0x1000: / DUMP:0x177fff020-0x10000000, 0x10000000-0x16F1D370A\n"

@@ -6,7 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ..conftest import REPO
+from ..support import REPO
 
 TAGS = ["What", "Date", "KernelVersion", "Contact", "Description", "Users"]
 EXAMPLE = REPO / "abi_specs" / "examples" / "mem_released.toml"

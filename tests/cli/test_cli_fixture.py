@@ -10,28 +10,23 @@ from __future__ import annotations
 import json
 import os
 import pty
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from abi_harness.fixture_cmd import fixture_summary
+from abi_specs.units import parse_size
 from mockfs.machine import VmcoreImage, expected_dmesg, new_fixture, resolve_fixture
+from mockfs.machine.describe import fixture_summary
 from mockfs.machine.generate import MIN_MEMORY
+
+from ..support import tool
 
 MiB = 1 << 20
 MESSAGES = ["Linux version 6.1.0-mock", "sysrq: Trigger a crash", "Kernel panic - not syncing: sysrq triggered crash"]
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
-    if path is None:
-        pytest.fail(f"required tool {name!r} is not installed")
-    return path
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -130,10 +125,7 @@ sizes = st.sampled_from(["64M", "96MiB", "768M", "1G", "1536M", "4G", "1TiB"])
        seed=st.integers(0, 2**64 - 1))
 def test_new_fixture_summary_agrees(platform: str, memory: str, cpus: int, messages: list[str], seed: int) -> None:
     """Library level, many examples: whatever new_fixture accepts, show --json reports back."""
-    from mockfs.machine import parse_size
-
-    if parse_size(memory) < MIN_MEMORY[platform]:
-        return
+    assume(parse_size(memory) >= MIN_MEMORY[platform])
     fx = new_fixture(platform, memory=memory, cpus=cpus, messages=messages, seed=seed)
     doc = fixture_summary(fx)
     assert (doc["platform"], doc["memory_bytes"], doc["cpus"]) == (platform, parse_size(memory), cpus)
@@ -239,8 +231,8 @@ def test_verify_flipped_byte(cli, small: tuple[Path, Path], tmp_path: Path) -> N
     bad = tmp_path / "bad"
     data = bytearray(vmcore.read_bytes())
     img = VmcoreImage(resolve_fixture(str(manifest)))
-    ph = img.phdrs[-1]
-    at = ph.p_offset + 0x1234567 - ph.p_paddr
+    ph = img.layout.loads[-1]
+    at = ph.offset + 0x1234567 - ph.paddr
     data[at] ^= 1
     bad.write_bytes(bytes(data))
     rc, rep = verify(cli, manifest, bad)
@@ -274,9 +266,9 @@ def test_verify_other_seed(cli, small: tuple[Path, Path], tmp_path: Path) -> Non
 def test_verify_misplaced_page(cli, small: tuple[Path, Path], tmp_path: Path) -> None:
     manifest, vmcore = small
     img = VmcoreImage(resolve_fixture(str(manifest)))
-    ph = img.phdrs[-1]
+    ph = img.layout.loads[-1]
     data = bytearray(vmcore.read_bytes())
-    src, dst = ph.p_offset + 0x2000000, ph.p_offset + 0x2100000
+    src, dst = ph.offset + 0x2000000, ph.offset + 0x2100000
     data[dst : dst + 4096] = data[src : src + 4096]
     (tmp_path / "moved").write_bytes(bytes(data))
     rc, rep = verify(cli, manifest, tmp_path / "moved")

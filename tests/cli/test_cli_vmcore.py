@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import gcore_of_sleep
+from ..support import build_core, gcore_of_sleep
 
 
 def test_user_core_is_not_a_vmcore(cli, tmp_path: Path) -> None:
@@ -30,15 +30,9 @@ def test_garbage_is_rejected_cleanly(cli, tmp_path: Path, garbage: bytes) -> Non
 
 
 def test_json_numbers_are_integers(cli, tmp_path: Path) -> None:
-    from importlib import util
-
-    here = Path(__file__).resolve().parent.parent / "spec" / "test_vmcore_rules.py"
-    spec = util.spec_from_file_location("vmcore_rules", here)
-    module = util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     path = tmp_path / "proc" / "vmcore"
     path.parent.mkdir()
-    path.write_bytes(module.build_core("ppc64", 65536, pids=(3, 4), ranges=((0, 65536),)))
+    path.write_bytes(build_core("ppc64", 65536, pids=(3, 4), ranges=((0, 65536),)))
     proc = cli("check", str(path), "--json")
     assert proc.returncode == 0, proc.stderr
     values = json.loads(proc.stdout)["values"]

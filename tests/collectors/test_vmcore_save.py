@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 
 from abi_specs import builtin_spec
-from mockfs.daemon import mount
+from mockfs.fuse.daemon import mount
 from mockfs.live import LiveMachine
 from mockfs.machine import Cpu, Fadump, Fixture, PhypDump, VmcoreImage, resolve_fixture
-from mockfs.testbed import MockMount
+from mockfs.session.testbed import MockMount
 
 MiB = 1 << 20
 SPEC = builtin_spec()
@@ -129,7 +129,7 @@ class ContinuedMount(MockMount):
     def start(self) -> ContinuedMount:
         machine = LiveMachine(self.image)
         for r in self.before["read_ranges"]:  # type: ignore[union-attr]
-            machine.read_sources.add(r["start"], r["end"])
+            machine.judge.saw_read(r["start"], r["end"])
         for r in self.before["releases"]:  # type: ignore[union-attr]
             if "release_mem" in r:
                 machine.write_file(SPEC.get("fadump/release_mem"), b"1")
@@ -143,9 +143,9 @@ class ContinuedMount(MockMount):
 
 def file_offset(image: VmcoreImage, paddr: int) -> int:
     """Where physical address *paddr* of the crashed kernel is in /proc/vmcore."""
-    for ph in image.phdrs[1:]:
-        if ph.p_paddr <= paddr < ph.p_paddr + ph.p_filesz:
-            return ph.p_offset + paddr - ph.p_paddr
+    for ph in image.layout.loads:
+        if ph.paddr <= paddr < ph.paddr + ph.size:
+            return ph.offset + paddr - ph.paddr
     raise ValueError(f"{paddr:#x} is in no PT_LOAD")
 
 

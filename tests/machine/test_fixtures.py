@@ -82,7 +82,7 @@ def test_phyp_layout_large_ram_uses_five_percent() -> None:
         ({"cpus": (Cpu(1, {"nip": 1}),)}, "cpus[0].registers.nip", "no register"),
         ({"zero_pages": (123 * 4096, 123 * 4096)}, "pages.zero[1]", "already planted"),
         ({"free_pages": (1 << 40,)}, "pages.free[0]", "not in RAM"),
-        ({"platform": "phyp"}, "arch", "needs a POWER arch"),
+        ({"platform": "phyp"}, "arch", "runs on ppc64, not x86_64"),
     ],
 )
 def test_validation_errors(changes: dict[str, object], key: str, problem: str) -> None:

@@ -9,9 +9,9 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from abi_specs import builtin_spec
+from abi_specs.corehead import parse_notes
 from mockfs.machine import Cpu, Fixture, LogRecord, Overlay, VmcoreImage, page_origin, resolve_fixture
-from mockfs.machine.elfcore import iter_notes
-from mockfs.machine.notes import prstatus_pid
 
 MiB, GiB, TiB = 1 << 20, 1 << 30, 1 << 40
 
@@ -68,9 +68,11 @@ def test_layout_like_proc_vmcore() -> None:
 
 def test_notes_content() -> None:
     img = VmcoreImage(fixture("ppc64", cpus=(Cpu(pid=5, registers={"nip": 0xC0DE}), Cpu(pid=6))))
-    notes = iter_notes(img.notes, "big")
+    notes = [(n.name, n.type, n.desc) for n in parse_notes(img.notes, 0, "big", "notes")]
+    ppc64 = builtin_spec().arch("ppc64")
     assert [len(d) for _, t, d in notes if t == 1] == [504, 504]
-    assert [prstatus_pid(d, "big") for _, t, d in notes if t == 1] == [5, 6]
+    assert [ppc64.prstatus_pid(d) for _, t, d in notes if t == 1] == [5, 6]
+    assert int.from_bytes(notes[0][2][32:36], "big") == 5  # pr_pid: after siginfo, cursig and two sigsets
     assert notes[0][2][112 + 32 * 8 : 112 + 33 * 8] == (0xC0DE).to_bytes(8, "big")
     text = notes[-1][2].decode()
     for line in ("OSRELEASE=5.15.0-mock\n", "PAGESIZE=65536\n", "CRASHTIME=1700000000\n"):
@@ -112,7 +114,10 @@ def test_reads_compose(arch: str, offset: int, length: int, cut: int) -> None:
 def test_file_offsets_map_to_pages() -> None:
     img = VmcoreImage(fixture("ppc64"))
     ps = img.page_size
-    for ph in img.phdrs[1:]:
+    for ph in head_of(img).iter_segments():
+        ph = ph.header
+        if ph.p_type != "PT_LOAD":
+            continue
         for paddr in range(ph.p_paddr, ph.p_paddr + ph.p_memsz, 4 * MiB):
             page = img.read(ph.p_offset + paddr - ph.p_paddr, ps)
             assert page == img.phys_read(paddr, ps)
@@ -135,4 +140,4 @@ def test_one_tib_fixture_is_lazy() -> None:
 def test_builtins_build() -> None:
     for name in ("phyp-power6", "fadump-power9", "kdump-x86_64"):
         img = VmcoreImage(resolve_fixture(name))
-        assert head_of(img).num_segments() == len(img.phdrs)
+        assert head_of(img).num_segments() == img.layout.phnum == 1 + len(img.layout.loads)

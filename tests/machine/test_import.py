@@ -17,23 +17,20 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockfs.machine import (
+from abi_specs.streams import ReadAtStream
+from mockfs.dumps import (
     CoreImportError,
-    FixtureError,
     ImportedCore,
-    VmcoreImage,
     export_file,
-    export_vmcore,
     import_core,
-    importcore,
     load_imported,
-    new_fixture,
     open_image,
-    resolve_fixture,
+    write_imported,
 )
-from mockfs.machine.importcore import ImageReader, write_imported
+from mockfs.dumps import export as export_module
+from mockfs.machine import FixtureError, VmcoreImage, new_fixture, resolve_fixture
 
-from ..conftest import gcore_of_sleep
+from ..support import gcore_of_sleep
 
 MiB = 1 << 20
 
@@ -63,13 +60,12 @@ def test_gcore_round_trip(gcore: Path, tmp_path: Path) -> None:
     embedded = sum(p.size for p in core.pieces if p.data is not None)
     assert embedded < core.size // 4
     assert manifest.stat().st_size < core.size
-    info = loaded.info
-    assert info.arch == "x86_64" and len(info.pids) >= 1 and info.loads
+    assert loaded.arch == "x86_64" and len(loaded.pids()) >= 1 and loaded.head.loads
 
 
 def test_imported_core_reads_as_elf(gcore: Path) -> None:
     core = import_core(gcore)
-    elf = ELFFile(ImageReader(core))
+    elf = ELFFile(ReadAtStream(core.read, core.size))
     with open(gcore, "rb") as f:
         real = ELFFile(f)
         assert [s.header for s in elf.iter_segments()] == [s.header for s in real.iter_segments()]
@@ -86,8 +82,8 @@ def test_exported_builtin_round_trip(tmp_path: Path) -> None:
     assert isinstance(again, ImportedCore) and again.size == img.size
     for off in range(0, img.size, 8 * MiB):
         assert again.read(off, 8 * MiB) == img.read(off, 8 * MiB), hex(off)
-    assert again.info.pids == [c.pid for c in img.fixture.cpus]
-    assert again.info.vmcoreinfo["OSRELEASE"] == img.fixture.osrelease
+    assert again.pids() == [c.pid for c in img.fixture.cpus]
+    assert again.head.vmcoreinfo()["OSRELEASE"] == img.fixture.osrelease
 
 
 @settings(max_examples=6)
@@ -97,7 +93,7 @@ def test_import_of_generated_exports(tmp_path_factory: pytest.TempPathFactory, a
                                      offset: int, length: int) -> None:
     d = tmp_path_factory.mktemp("gen")
     img = VmcoreImage(new_fixture("kdump", arch=arch, memory=64 * MiB, seed=seed))
-    export_vmcore(img, d / "vmcore")
+    export_file(img, d / "vmcore")
     core = import_core(d / "vmcore")
     assert core.read(offset, length) == img.read(offset, length)
     assert same_bytes(core, d / "vmcore")
@@ -187,7 +183,7 @@ def test_export_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monke
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(fd, data)
 
-    monkeypatch.setattr(importcore.os, "write", full_disk)
+    monkeypatch.setattr(export_module.os, "write", full_disk)
     with pytest.raises(OSError) as exc:
         export_file(img, out)
     assert exc.value.errno == errno.ENOSPC

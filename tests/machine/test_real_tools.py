@@ -8,7 +8,6 @@ missing tool fails the test.
 from __future__ import annotations
 
 import re
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -21,22 +20,17 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mockfs.machine import Cpu, Fixture, LogRecord, Overlay, VmcoreImage, expected_dmesg, export_vmcore, resolve_fixture
+from mockfs.dumps import export_file
+from mockfs.machine import Cpu, Fixture, LogRecord, Overlay, VmcoreImage, expected_dmesg, resolve_fixture
 from mockfs.machine.kernel import KDATA_BASE
+
+from ..support import tool
 
 MiB = 1 << 20
 ARCHES = ("x86_64", "ppc64", "ppc64le")
 GDB_ARCH = {"x86_64": "i386:x86-64", "ppc64": "powerpc:common64", "ppc64le": "powerpc:common64"}
 PC_SP = {"x86_64": ("rip", "rsp"), "ppc64": ("nip", "r1"), "ppc64le": ("nip", "r1")}
 GDB_PC_SP = {"x86_64": ("$rip", "$rsp"), "ppc64": ("$pc", "$r1"), "ppc64le": ("$pc", "$r1")}
-
-
-def tool(name: str) -> str:
-    """Full path of a required tool; a missing one fails the test (never skips)."""
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
-    if path is None:
-        pytest.fail(f"required tool {name!r} is not installed")
-    return path
 
 
 def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[bytes]:
@@ -75,7 +69,7 @@ def tmp() -> Iterator[Path]:
 def exported(fx: Fixture, directory: Path) -> tuple[VmcoreImage, Path]:
     img = VmcoreImage(fx)
     path = directory / "vmcore"
-    assert export_vmcore(img, path) == img.size == path.stat().st_size
+    assert export_file(img, path) == img.size == path.stat().st_size
     return img, path
 
 
@@ -86,10 +80,10 @@ def sparse_export(img: VmcoreImage, path: Path) -> None:
         f.truncate(img.size)
         f.write(img.read(0, img.header_size + len(img.notes)))
         k = img.kernel
-        for ph in img.phdrs[1:]:
-            a, b = max(ph.p_paddr, k.image_start), min(ph.p_paddr + ph.p_memsz, k.image_end)
+        for ph in img.layout.loads:
+            a, b = max(ph.paddr, k.image_start), min(ph.paddr + ph.size, k.image_end)
             if a < b:
-                f.seek(ph.p_offset + a - ph.p_paddr)
+                f.seek(ph.offset + a - ph.paddr)
                 f.write(img.phys_read(a, b - a))
 
 

@@ -19,18 +19,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mockfs.machine import DumpFormatError, Fixture, VmcoreImage, export_vmcore, new_fixture, verify_dump
-from mockfs.machine.elfcore import PF_R, PT_LOAD, Elf64Ehdr, Elf64Phdr
-from mockfs.machine.verify import _FlatFile, bit_runs
+from mockfs.dumps import DumpFormatError, export_file, verify_dump
+from mockfs.dumps.formats import FlatFile, bit_runs
+from mockfs.machine import Fixture, VmcoreImage, new_fixture
+
+from ..support import tool, write_dump
 
 MiB = 1 << 20
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
-    if path is None:
-        pytest.fail(f"required tool {name!r} is not installed")
-    return path
 
 
 def small(arch: str = "x86_64", seed: int = 1) -> Fixture:
@@ -42,29 +37,15 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VmcoreI
     """One 64 MiB x86_64 export shared by the module (tests copy it before damaging it)."""
     d = tmp_path_factory.mktemp("verify")
     img = VmcoreImage(small())
-    export_vmcore(img, d / "vmcore")
+    export_file(img, d / "vmcore")
     yield img, d / "vmcore"
 
 
 def write_elf(path: Path, img: VmcoreImage, loads: list[tuple[int, int, int]],
               content: Callable[[int, int], bytes] | None = None) -> None:
     """An ELF core of *img* with PT_LOADs (paddr, filesz, memsz); *content*(paddr, n) overrides memory."""
-    read = content or img.phys_read
     arch = img.fixture.arch_info
-    phoff_end = 64 + 56 * len(loads)
-    off = -(-phoff_end // 4096) * 4096
-    phdrs, body = [], []
-    for paddr, filesz, memsz in loads:
-        phdrs.append(Elf64Phdr(PT_LOAD, PF_R, off, arch.direct_map + paddr, paddr, filesz, memsz))
-        body.append((off, paddr, filesz))
-        off += filesz
-    with open(path, "wb") as f:
-        f.write(Elf64Ehdr(e_machine=arch.e_machine, e_phnum=len(loads)).pack(arch.byteorder))
-        f.write(b"".join(p.pack(arch.byteorder) for p in phdrs))
-        for at, paddr, n in body:
-            f.seek(at)
-            for pos in range(0, n, 4 * MiB):
-                f.write(read(paddr + pos, min(4 * MiB, n - pos)))
+    write_dump(path, img.fixture.arch, arch.direct_map, loads, content or img.phys_read)
 
 
 # -- ELF --------------------------------------------------------------------------------------
@@ -83,10 +64,10 @@ def test_flipped_byte_is_one_different_page(exported: tuple[VmcoreImage, Path], 
     img, path = exported
     bad = tmp_path / "flipped"
     shutil.copyfile(path, bad)
-    ph = img.phdrs[-1]  # the direct-map PT_LOAD
+    ph = img.layout.loads[-1]  # the direct-map PT_LOAD
     paddr = 0x2345678
     with open(bad, "r+b") as f:
-        f.seek(ph.p_offset + paddr - ph.p_paddr)
+        f.seek(ph.offset + paddr - ph.paddr)
         byte = f.read(1)[0]
         f.seek(-1, os.SEEK_CUR)
         f.write(bytes([byte ^ 0x40]))
@@ -146,7 +127,7 @@ def test_memory_outside_ram_is_extra(tmp_path: Path) -> None:
 
 def test_big_endian_64k_pages(tmp_path: Path) -> None:
     img = VmcoreImage(small("ppc64"))
-    export_vmcore(img, tmp_path / "vmcore")
+    export_file(img, tmp_path / "vmcore")
     rep = verify_dump(img, tmp_path / "vmcore")
     assert rep.identical == img.fixture.ram_size // 65536 and rep.ok(complete=True)
 
@@ -212,7 +193,7 @@ def test_makedumpfile_elf_d31_leaves_a_long_run_out(tmp_path: Path) -> None:
     (p_filesz < p_memsz) before a run of 256 pages or more: those count as excluded."""
     fx = small().replace(free_pages=tuple(0x2000000 + i * 4096 for i in range(300)))
     img = VmcoreImage(fx)
-    export_vmcore(img, tmp_path / "vmcore")
+    export_file(img, tmp_path / "vmcore")
     makedumpfile("-E", "-d", "31", str(tmp_path / "vmcore"), str(tmp_path / "out.elf"))
     rep = verify_dump(img, tmp_path / "out.elf")
     assert rep.excluded_ranges == [(0x2000000, 0x2000000 + 300 * 4096)]
@@ -231,7 +212,7 @@ def test_makedumpfile_flattened_reads_like_reassembled(exported: tuple[VmcoreIma
     assert a.ok(complete=True)
     # Reading in place gives the reassembled file byte for byte.
     with open(flat, "rb") as f:
-        view = _FlatFile(f, str(flat))
+        view = FlatFile(f, str(flat))
         data = joined.read_bytes()
         assert view.size == len(data) and view.pread(0, view.size) == data
 
@@ -287,7 +268,7 @@ def test_flat_file_is_later_writes_win(tmp_path_factory: pytest.TempPathFactory,
             expect[off : off + len(chunk)] = chunk
         f.write(struct.pack(">qq", -1, -1))
     with open(path, "rb") as f:
-        view = _FlatFile(f, str(path))
+        view = FlatFile(f, str(path))
         assert view.size == len(expect)
         a = data.draw(st.integers(0, len(expect)))
         n = data.draw(st.integers(0, 400))

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from abi_specs import builtin_spec
-from mockfs.live import REUSED_FILL
+from mockfs.live.memory import REUSED_FILL
 from mockfs.machine import builtin_fixture_names
-from mockfs.testbed import MockMount
+from mockfs.session.testbed import MockMount
 
 SPEC = builtin_spec()
 

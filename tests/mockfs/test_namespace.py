@@ -3,10 +3,8 @@
 Every test gets its own runtime directory and an environment token, so that
 after it the host can be checked for leftovers precisely (no mounts, no process
 carrying the token, no namespace with the test's staging mount) even while
-pytest-xdist runs other tests beside it.
-
-Run as a script (``python test_namespace.py MOUNTPOINT WRITELOG``), this file
-serves the tiny FUSE mock used by ``fuse_mock``.
+pytest-xdist runs other tests beside it. ``fuse_mock`` runs the tiny FUSE mock
+of tiny_fuse_mock.py in a process of its own.
 """
 
 from __future__ import annotations
@@ -17,16 +15,17 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from mockfs.sandbox.cleanup import cleanup
+from mockfs.sandbox.namespace import run_in_namespace
+from mockfs.sandbox.processes import namespace_members
 
-from mockfs.namespace import cleanup, namespace_members, run_in_namespace  # noqa: E402
+from ..support import REPO, token_holders, wait_until
+from .tiny_fuse_mock import RELEASE_REGION, VMCORE
 
 # A developer without root may skip these; CI (CI=true) runs as root and must never skip them.
 pytestmark = pytest.mark.skipif(
@@ -34,8 +33,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs root and /dev/fuse (mount namespaces, FUSE)",
 )
 
-VMCORE = bytes(range(256)) * 64 + b"tail"
-RELEASE_REGION = "0x1000-0x2000\n"
+TINY_MOCK = Path(__file__).with_name("tiny_fuse_mock.py")
 
 
 # ---------------------------------------------------------------------------
@@ -45,30 +43,6 @@ RELEASE_REGION = "0x1000-0x2000\n"
 def _mountpoints() -> set[str]:
     with open("/proc/self/mountinfo") as f:
         return {line.split()[4] for line in f}
-
-
-def _token_holders(token: str) -> list[int]:
-    """Live pids whose environment carries ``token`` (zombies have none)."""
-    needle = f"ABI_TEST_TOKEN={token}".encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != os.getpid():
-            try:
-                with open(f"/proc/{name}/environ", "rb") as f:
-                    if needle in f.read().split(b"\0"):
-                        found.append(int(name))
-            except OSError:
-                pass
-    return found
-
-
-def _wait_until(predicate, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture
@@ -91,7 +65,7 @@ def host_stays_clean(tmp_path: Path, token: str, runtime: Path):
     ours = (str(tmp_path), "/proc", "/sys", "/srv", "/mnt", "/etc", "/run/abi-harness")
     new = {m for m in _mountpoints() - before if m.startswith(ours)}
     assert not new, f"mounts left on the host: {new}"
-    assert _wait_until(lambda: not _token_holders(token)), f"stray processes: {_token_holders(token)}"
+    assert wait_until(lambda: not token_holders(token)), f"stray processes: {token_holders(token)}"
     assert not namespace_members(runtime / "stage"), "a namespace of this test is still alive"
     assert not list(runtime.glob("runs/*")), "run records left behind"
     assert not cleanup(runtime), "cleanup() found something a finished run left behind"
@@ -124,7 +98,7 @@ def mock(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fuse_mock(tmp_path: Path):
-    """A FUSE mock served by a separate process (this file run as a script).
+    """A FUSE mock served by a separate process (tiny_fuse_mock.py run as a script).
 
     Yields (mountpoint, write log): the daemon appends ``path=data`` for each write.
     """
@@ -133,9 +107,9 @@ def fuse_mock(tmp_path: Path):
     log = tmp_path / "writes.log"
     log.touch()
     env = dict(os.environ, FUSE_LIBRARY_NAME="fuse3")
-    daemon = subprocess.Popen([sys.executable, __file__, str(mountpoint), str(log)], env=env)
+    daemon = subprocess.Popen([sys.executable, str(TINY_MOCK), str(mountpoint), str(log)], env=env)
     try:
-        assert _wait_until(lambda: os.path.ismount(mountpoint) or daemon.poll() is not None, 20), "FUSE mock did not mount"
+        assert wait_until(lambda: os.path.ismount(mountpoint) or daemon.poll() is not None), "FUSE mock did not mount"
         assert daemon.poll() is None, "FUSE mock daemon died"
         yield mountpoint, log
     finally:
@@ -321,7 +295,7 @@ def test_exit_status(mock: Path, token: str, runtime: Path, script: str, expecte
 
 def test_command_line(mock: Path, token: str, runtime: Path) -> None:
     env = dict(os.environ, ABI_TEST_TOKEN=token, ABI_HARNESS_RUNTIME_DIR=str(runtime), PYTHONPATH=str(REPO))
-    cli = [sys.executable, "-m", "mockfs.namespace"]
+    cli = [sys.executable, "-m", "mockfs.sandbox.namespace"]
     program = ["sh", "-c", "cat /sys/kernel/release_region; exit 4"]
     run = subprocess.run([*cli, str(mock), "--", *program], env=env, capture_output=True)
     assert (run.returncode, run.stdout) == (4, RELEASE_REGION.encode()), run.stderr
@@ -373,7 +347,7 @@ def test_extra_binds(mock: Path, tmp_path: Path, token: str, runtime: Path) -> N
 
 
 def test_extra_bind_to_missing_target_is_refused(mock: Path, tmp_path: Path, runtime: Path) -> None:
-    from mockfs.namespace import NamespaceError
+    from mockfs.sandbox.namespace import NamespaceError
 
     with pytest.raises(NamespaceError, match="does not exist"):
         run_in_namespace(mock, ["true"], runtime_dir=runtime, extra_binds={"/no/such/dir": tmp_path})
@@ -386,7 +360,7 @@ def test_extra_bind_to_missing_target_is_refused(mock: Path, tmp_path: Path, run
 def test_background_children_die_with_the_program(mock: Path, token: str, runtime: Path) -> None:
     r = _sh(mock, "sleep 300 & sleep 300 & disown -a; exit 5", token, runtime)
     assert r.returncode == 5
-    assert not _token_holders(token)
+    assert not token_holders(token)
 
 
 def test_timeout_kills_everything(mock: Path, token: str, runtime: Path) -> None:
@@ -398,14 +372,14 @@ def test_timeout_kills_everything(mock: Path, token: str, runtime: Path) -> None
             runtime_dir=runtime,
             timeout=2,
         )
-    assert _wait_until(lambda: not _token_holders(token))
+    assert wait_until(lambda: not token_holders(token))
 
 
 def test_sigkill_of_the_caller_then_cleanup(mock: Path, token: str, runtime: Path) -> None:
     ready = mock / "sys/kernel/fadump/release_mem"
     caller_code = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "from mockfs.namespace import run_in_namespace\n"
+        "from mockfs.sandbox.namespace import run_in_namespace\n"
         "run_in_namespace(sys.argv[2], ['bash', '-c', sys.argv[3]], runtime_dir=sys.argv[4])\n"
     )
     # The grandchildren (the sleeps) outlive the bash that PDEATHSIG kills: cleanup() must find them.
@@ -415,17 +389,17 @@ def test_sigkill_of_the_caller_then_cleanup(mock: Path, token: str, runtime: Pat
         env=dict(os.environ, ABI_TEST_TOKEN=token),
     )
     try:
-        assert _wait_until(lambda: ready.read_text() == "started\n", 30), "the program did not start"
-        assert _wait_until(lambda: len(_token_holders(token)) == 6)  # caller, runner, daemon, bash, 2 sleeps
+        assert wait_until(lambda: ready.read_text() == "started\n", 30), "the program did not start"
+        assert wait_until(lambda: len(token_holders(token)) == 6)  # caller, runner, daemon, bash, 2 sleeps
         caller.send_signal(signal.SIGKILL)
         caller.wait()
         # The runner and its direct children go by PDEATHSIG; the sleeps remain.
-        assert _wait_until(lambda: all(_comm(p) == "sleep" for p in _token_holders(token)))
-        assert len(_token_holders(token)) == 2
+        assert wait_until(lambda: all(_comm(p) == "sleep" for p in token_holders(token)))
+        assert len(token_holders(token)) == 2
         report = cleanup(runtime)
         assert len(report.records) == 1
         assert report.killed
-        assert _wait_until(lambda: not _token_holders(token))
+        assert wait_until(lambda: not token_holders(token))
         assert not cleanup(runtime)
     finally:
         if caller.poll() is None:
@@ -438,7 +412,7 @@ def test_sigkill_of_the_runner(mock: Path, token: str, runtime: Path) -> None:
     """The in-namespace runner killed: the call fails cleanly and takes everything with it."""
     import threading
 
-    from mockfs.namespace import NamespaceError
+    from mockfs.sandbox.namespace import NamespaceError
 
     errors: list[BaseException] = []
 
@@ -452,7 +426,7 @@ def test_sigkill_of_the_runner(mock: Path, token: str, runtime: Path) -> None:
     thread.start()
     ready = mock / "sys/kernel/fadump/release_mem"
     try:
-        assert _wait_until(lambda: ready.read_text() == "started\n", 30)
+        assert wait_until(lambda: ready.read_text() == "started\n", 30)
         (record,) = runtime.glob("runs/*.run")
         os.kill(int(record.stem), signal.SIGKILL)
         thread.join(30)
@@ -476,16 +450,24 @@ def test_cleanup_leaves_live_runs_alone(mock: Path, token: str, runtime: Path) -
     import threading
 
     result: dict[str, object] = {}
+    go = runtime / "go"
+    # The program runs until the test says so: cleanup happens while it is certainly alive.
+    script = f"echo started > /sys/kernel/fadump/release_mem; while [ ! -e {go} ]; do sleep 0.01; done; exit 7"
 
     def run() -> None:
-        result["r"] = _sh(mock, "echo started > /sys/kernel/fadump/release_mem; sleep 1; exit 7", token, runtime)
+        result["r"] = _sh(mock, script, token, runtime)
 
     thread = threading.Thread(target=run)
     thread.start()
     ready = mock / "sys/kernel/fadump/release_mem"
-    assert _wait_until(lambda: ready.read_text() == "started\n", 30)
-    assert not cleanup(runtime)
-    thread.join()
+    try:
+        assert wait_until(lambda: ready.read_text() == "started\n")
+        holders = token_holders(token)
+        assert not cleanup(runtime)
+        assert set(holders) <= set(token_holders(token))  # nothing of the run was killed
+    finally:
+        go.touch()
+        thread.join()
     assert result["r"].returncode == 7
 
 
@@ -511,7 +493,7 @@ def test_cleanup_detaches_stray_host_mounts_under_the_runtime_dir(runtime: Path)
 def test_proc_overlay_operations(mock: Path) -> None:
     import threading
 
-    from mockfs.procfs import ProcOverlay
+    from mockfs.fuse.procfs import ProcOverlay
 
     asker = [os.getpid()]
     ops = ProcOverlay("/proc", mock / "proc", caller_pid=lambda: asker[0])
@@ -554,76 +536,3 @@ def test_proc_overlay_operations(mock: Path) -> None:
     # The mock may lose its entries: they leave the listing.
     (mock / "proc/vmcore").unlink()
     assert "vmcore" not in [name for name, _attrs, _offset in ops.readdir("/", 0)]
-
-
-# ---------------------------------------------------------------------------
-# The FUSE mock daemon (this file run as a script)
-
-
-def _serve_fuse_mock(mountpoint: str, write_log: str) -> None:
-    import mfusepy
-
-    files: dict[str, bytes] = {
-        "/sys/kernel/release_region": RELEASE_REGION.encode(),
-        "/sys/kernel/fadump/release_mem": b"0\n",
-        "/sys/kernel/fadump/enabled": b"1\n",
-        "/proc/vmcore": VMCORE,
-        "/proc/device-tree/rtas/ibm,configure-kernel-dump": b"\x00\x00\x00\x01",
-    }
-    links = {"/sys/kernel/fadump_enabled": "fadump/enabled"}
-    dirs = {"/"}
-    for path in [*files, *links]:
-        parent = os.path.dirname(path)
-        while parent not in dirs:
-            dirs.add(parent)
-            parent = os.path.dirname(parent)
-
-    class Mock:
-        use_ns = True
-
-        def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
-            if path in dirs:
-                return {"st_mode": stat.S_IFDIR | 0o755, "st_nlink": 2}
-            if path in links:
-                return {"st_mode": stat.S_IFLNK | 0o777, "st_nlink": 1, "st_size": len(links[path])}
-            if path == "/proc/vmcore":
-                return {"st_mode": stat.S_IFREG | 0o400, "st_nlink": 1, "st_size": len(VMCORE), "st_uid": 0, "st_gid": 0}
-            if path in files:
-                # sysfs-like: size 4096, and direct_io, so that readers read it all
-                return {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_size": 4096}
-            raise mfusepy.FuseOSError(errno.ENOENT)
-
-        def readdir(self, path: str, fh: int) -> list[str]:
-            prefix = path.rstrip("/") + "/"
-            children = {p[len(prefix) :].split("/")[0] for p in [*files, *links, *dirs] if p.startswith(prefix) and p != prefix}
-            return [".", "..", *sorted(children)]
-
-        def readlink(self, path: str) -> str:
-            return links[path]
-
-        def open(self, path: str, flags: int) -> int:
-            if path not in files:
-                raise mfusepy.FuseOSError(errno.ENOENT)
-            return 0
-
-        def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-            if path == "/proc/vmcore":
-                pid = mfusepy.fuse_get_context()[2]
-                with open(write_log, "a") as log:
-                    log.write(f"read {path} by {_comm(pid)}\n")
-            return files[path][offset : offset + size]
-
-        def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-            files[path] = data
-            with open(write_log, "a") as log:
-                log.write(f"{path}={data.decode(errors='replace')}")
-            return len(data)
-
-        def truncate(self, path: str, length: int, fh: int | None = None) -> int:
-            return 0  # sysfs-like: `echo > file` truncates first
-
-    mfusepy.FUSE(Mock(), mountpoint, foreground=True, direct_io=True, max_threads=4, max_idle_threads=4)
-
-
-if __name__ == "__main__":
-    _serve_fuse_mock(sys.argv[1], sys.argv[2])

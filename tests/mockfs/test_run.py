@@ -7,13 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from mockfs.machine import expected_dmesg, resolve_fixture
-from mockfs.runner import EXIT_VIOLATIONS, run
+from mockfs.session.runner import EXIT_VIOLATIONS, run
+
+from ..support import token_holders, tool, wait_for_line, wait_until
 
 
 def host_mounts_under(path: Path) -> list[str]:
@@ -24,7 +26,7 @@ def host_mounts_under(path: Path) -> list[str]:
 @pytest.mark.parametrize("name", ["kdump-x86_64", "phyp-power6", "fadump-power9"])
 def test_vmcore_dmesg_reads_the_canonical_path(name: str, tmp_path: Path) -> None:
     out = tmp_path / "dmesg.txt"
-    result = run(["sh", "-c", f"vmcore-dmesg /proc/vmcore > {out}"], fixture=name, workdir=tmp_path / "w")
+    result = run(["sh", "-c", f"{tool('vmcore-dmesg')} /proc/vmcore > {out}"], fixture=name, workdir=tmp_path / "w")
     assert result.returncode == 0
     assert out.read_text() == expected_dmesg(resolve_fixture(name).log)
 
@@ -82,31 +84,31 @@ def test_cli_run_json_and_trace(cli, tmp_path: Path) -> None:
 
 
 def test_sigkill_of_the_runner_leaves_the_host_clean(tmp_path: Path) -> None:
+    token = uuid.uuid4().hex
+    ready = tmp_path / "ready"
     code = (
-        "from mockfs.runner import run; "
-        f"run(['sleep', '60'], fixture='kdump-x86_64', workdir={str(tmp_path / 'w')!r})"
+        "from mockfs.session.runner import run; "
+        f"run(['sh', '-c', 'echo started > {ready}; exec sleep 600'], fixture='kdump-x86_64', "
+        f"workdir={str(tmp_path / 'w')!r})"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not (tmp_path / "w" / "mock" / "trace.jsonl").exists():
-        time.sleep(0.05)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    time.sleep(1.0)
-    assert host_mounts_under(tmp_path) == []
-    left = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True).stdout.split()
-    mine = [pid for pid in left if str(tmp_path) in Path(f"/proc/{pid}/cmdline").read_text(errors="ignore")]
-    assert not mine
-    daemons = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmd_has(p, str(tmp_path))]
-    assert not daemons
-
-
-def _cmd_has(proc_dir: Path, text: str) -> bool:
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "ABI_TEST_TOKEN": token})
     try:
-        return text in (proc_dir / "cmdline").read_text(errors="ignore") and int(proc_dir.name) != os.getpid()
+        assert wait_for_line(ready, "started"), "the program did not start"
+        holders = token_holders(token)
+        assert "sleep" in {_comm(pid) for pid in holders}  # the run is up: caller, supervisor, daemon, runner, sleep
+        assert len(holders) >= 4, holders
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert wait_until(lambda: not token_holders(token)), f"left behind: {[_comm(p) for p in token_holders(token)]}"
+    assert host_mounts_under(tmp_path) == []
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
-        return False
+        return "?"
 
 
 @pytest.mark.abi_fixture("kdump-x86_64")

@@ -12,49 +12,9 @@ from hypothesis import strategies as st
 from abi_specs import CoreError, builtin_spec
 from abi_specs.check import check_bytes
 
+from ..support import ARCHES, build_core
+
 VMCORE = builtin_spec().get("vmcore")
-ARCHES = {"x86_64": (62, "<", 336), "ppc64": (21, ">", 504), "ppc64le": (21, "<", 504)}
-
-
-def _note(e: str, name: bytes, ntype: int, desc: bytes) -> bytes:
-    def pad(b: bytes) -> bytes:
-        return b + b"\0" * (-len(b) % 4)
-    return struct.pack(e + "III", len(name) + 1, len(desc), ntype) + pad(name + b"\0") + pad(desc)
-
-
-def build_core(
-    arch: str = "x86_64",
-    page: int = 4096,
-    pids: tuple[int, ...] = (1, 2),
-    ranges: tuple[tuple[int, int], ...] = ((0, 0x3000), (0x100000, 0x1800)),
-    info: str | None = None,
-) -> bytes:
-    """A core laid out as fs/proc/vmcore.c lays it out."""
-    machine, e, prsize = ARCHES[arch]
-    if info is None:
-        info = f"OSRELEASE=6.1.0-test\nPAGESIZE={page}\nSYMBOL(init_uts_ns)=ffffffff82a0c000\nCRASHTIME=1700000000\n"
-    notes = b""
-    for pid in pids:
-        desc = bytearray(prsize)
-        struct.pack_into(e + "I", desc, 32, pid)
-        notes += _note(e, b"CORE", 1, bytes(desc))
-    notes += _note(e, b"VMCOREINFO", 0, info.encode())
-    phnum = 1 + len(ranges)
-    hdr_end = 64 + 56 * phnum
-    note_off = -(-hdr_end // page) * page
-    cursor = note_off + -(-len(notes) // page) * page
-    phdrs = struct.pack(e + "IIQQQQQQ", 4, 0, note_off, 0, 0, len(notes), len(notes), 0)
-    body = b""
-    for paddr, size in ranges:
-        in_page = paddr % page
-        slot = -(-(in_page + size) // page) * page
-        phdrs += struct.pack(e + "IIQQQQQQ", 1, 7, cursor + in_page, 0xFFFF888000000000 + paddr, paddr, size, size, 0)
-        body += bytes(range(256)) * (slot // 256)
-        cursor += slot
-    ident = b"\x7fELF" + bytes([2, 1 if e == "<" else 2, 1, 0]) + b"\0" * 8
-    ehdr = ident + struct.pack(e + "HHIQQQIHHHHHH", 4, machine, 1, 0, 64, 0, 0, 64, 56, phnum, 0, 0, 0)
-    head = ehdr + phdrs
-    return head + b"\0" * (note_off - len(head)) + notes + b"\0" * (-len(notes) % page) + body
 
 
 @pytest.mark.parametrize("arch", ARCHES)

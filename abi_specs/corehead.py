@@ -1,0 +1,157 @@
+"""The head of an ELF core: headers through pyelftools, notes, VMCOREINFO.
+
+Everything that reads cores (the /proc/vmcore validator, the reference
+collector, the importer, dump verification) starts from :func:`read_core_head`:
+it reads only the ELF header, the program headers and the note segments,
+never the memory, so a live /proc/vmcore of any size costs a few reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from .binlayout import Layout
+from .elf import machine_number
+from .errors import CoreError
+
+#: struct elf64_note (Elf64_Nhdr): the header of every note.
+NOTE_HEADER = Layout("Elf64_Nhdr", [("u32", "n_namesz"), ("u32", "n_descsz"), ("u32", "n_type")])
+#: A sanity bound: a note segment larger than this is not something to trust.
+MAX_NOTES_BYTES = 64 << 20
+
+
+def _pad4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+@dataclass(frozen=True)
+class Note:
+    """One ELF note: name, type, descriptor and its file offset."""
+
+    name: str
+    type: int
+    desc: bytes
+    offset: int
+
+
+@dataclass(frozen=True)
+class CoreLoad:
+    """One PT_LOAD: ``filesz`` file bytes at ``offset`` hold physical ``paddr`` onwards."""
+
+    offset: int
+    filesz: int
+    memsz: int
+    vaddr: int
+    paddr: int
+
+
+@dataclass(frozen=True)
+class CoreHead:
+    """What the head of a core says, read without touching its memory."""
+
+    byteorder: str
+    elfclass: int
+    e_machine: int
+    e_type: str
+    segment_types: tuple[str, ...]  # p_type of every program header, in order
+    loads: tuple[CoreLoad, ...]  # in program-header order
+    note_segments: tuple[tuple[int, int], ...]  # (p_offset, p_filesz) of each PT_NOTE
+    notes: tuple[Note, ...]
+    head_end: int  # first byte after the ELF header, the program headers and the notes
+    digest: str  # sha256 of those bytes: tells one crash from another
+
+    def note_descs(self, name: str, n_type: int) -> list[bytes]:
+        """Descriptors of the notes called *name* of type *n_type*, in order."""
+        return [n.desc for n in self.notes if n.name == name and n.type == n_type]
+
+    def vmcoreinfo(self) -> dict[str, str]:
+        """The VMCOREINFO note's ``KEY=value`` lines (leniently: malformed lines are skipped)."""
+        for note in self.notes:
+            if note.name == "VMCOREINFO":
+                text = note.desc.rstrip(b"\0").decode("latin-1")
+                return dict(line.partition("=")[::2] for line in text.split("\n") if "=" in line)
+        return {}
+
+    def page_size(self) -> int:
+        """PAGESIZE from VMCOREINFO, 0 when absent or not a number."""
+        value = self.vmcoreinfo().get("PAGESIZE", "")
+        return int(value) if value.isdigit() else 0
+
+
+def parse_notes(buf: bytes, base: int, byteorder: str, what: str) -> list[Note]:
+    """Split a notes buffer into notes; *base* is its file offset (for messages)."""
+    header = NOTE_HEADER.order(byteorder)
+    notes = []
+    pos = 0
+    while pos < len(buf):
+        if pos + header.size > len(buf):
+            raise CoreError(what, base + pos, f"{len(buf) - pos} stray bytes after the last note")
+        h = header.unpack(buf, pos)
+        namesz, descsz = int(h["n_namesz"]), int(h["n_descsz"])  # type: ignore[call-overload]
+        name_end = pos + header.size + _pad4(namesz)
+        desc_end = name_end + _pad4(descsz)
+        if namesz == 0 or desc_end > len(buf):
+            raise CoreError(what, base + pos, f"note header (namesz {namesz}, descsz {descsz}) runs past p_filesz")
+        raw_name = buf[pos + header.size:pos + header.size + namesz]
+        if not raw_name.endswith(b"\0"):
+            raise CoreError(what, base + pos + header.size, "note name is not NUL-terminated")
+        notes.append(Note(raw_name[:-1].decode("latin-1"), int(h["n_type"]), buf[name_end:name_end + descsz],  # type: ignore[call-overload]
+                          base + pos))
+        pos = desc_end
+    return notes
+
+
+def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
+    stream.seek(offset)
+    return stream.read(size)
+
+
+def open_elf(stream: BinaryIO, what: str) -> ELFFile:
+    """pyelftools' view of *stream*; CoreError naming *what* when it is no ELF file."""
+    magic = _read_at(stream, 0, 4)
+    if magic != b"\x7fELF":
+        raise CoreError(what, 0, "not an ELF file (no \\x7fELF magic)")
+    try:
+        elf = ELFFile(stream)
+        _ = elf.header.e_type
+    except (ELFError, struct.error, ValueError) as exc:
+        raise CoreError(what, 0, f"unreadable ELF headers: {exc}") from None
+    return elf
+
+
+def read_core_head(stream: BinaryIO, what: str = "core", notes_limit: int = MAX_NOTES_BYTES) -> CoreHead:
+    """Read the head of the ELF file *stream*; CoreError naming *what* and an offset when it is broken."""
+    elf = open_elf(stream, what)
+    header = elf.header
+    byteorder = "little" if elf.little_endian else "big"
+    try:
+        phdrs = [elf.get_segment(i).header for i in range(elf.num_segments())]
+    except (ELFError, struct.error, ValueError) as exc:
+        raise CoreError(what, int(header.e_phoff), f"unreadable program headers: {exc}") from None
+    phdr_end = header.e_phoff + len(phdrs) * header.e_phentsize
+    digest = hashlib.sha256(_read_at(stream, 0, header.e_ehsize))
+    digest.update(_read_at(stream, header.e_phoff, phdr_end - header.e_phoff))
+    loads, segments, notes = [], [], []
+    head_end = max(header.e_ehsize, phdr_end)
+    for i, p in enumerate(phdrs):
+        if p.p_type == "PT_LOAD":
+            loads.append(CoreLoad(p.p_offset, p.p_filesz, p.p_memsz, p.p_vaddr, p.p_paddr))
+        elif p.p_type == "PT_NOTE" and p.p_filesz:
+            if p.p_filesz > notes_limit:
+                raise CoreError(what, header.e_phoff + i * header.e_phentsize, f"PT_NOTE {i} claims {p.p_filesz} bytes")
+            blob = _read_at(stream, p.p_offset, p.p_filesz)
+            if len(blob) != p.p_filesz:
+                raise CoreError(what, p.p_offset, f"PT_NOTE {i}: file ends after {len(blob)} of {p.p_filesz} bytes")
+            digest.update(blob)
+            segments.append((p.p_offset, p.p_filesz))
+            notes += parse_notes(blob, p.p_offset, byteorder, what)
+            head_end = max(head_end, p.p_offset + p.p_filesz)
+    return CoreHead(byteorder, elf.elfclass, machine_number(header.e_machine), str(header.e_type),
+                    tuple(str(p.p_type) for p in phdrs), tuple(loads), tuple(segments), tuple(notes), head_end,
+                    digest.hexdigest())

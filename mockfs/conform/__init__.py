@@ -1,0 +1,1 @@
+"""Conformance of any collector: hypothesis examples of machines and fault plans, judged."""

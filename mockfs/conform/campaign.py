@@ -1,0 +1,274 @@
+"""Property-based conformance of any collector command against mocked firmware.
+
+Each hypothesis example is a generated crashed machine (platform, arch,
+memory size, CPUs, log) and a fault plan (read errors, short reads, a kill
+part-way then a rerun, a full output directory). The collector runs through
+:func:`mockfs.session.runner.run`; then the example is judged:
+
+* the dump it saved is the fixture's memory, page for page (``fixture verify``);
+* the mock recorded no violation of the ABI's contract;
+* at the end every reserved range was released exactly once (when the save
+  could complete), and nothing was released before it was read;
+* the saved files are not readable by other users;
+* the exit status tells the truth: 0 exactly when the dump is complete.
+
+A failure is shrunk by hypothesis to a minimal fixture and fault plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree import ElementTree
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.errors import HypothesisException
+
+from abi_specs import builtin_spec
+from abi_specs.units import format_size
+from mockfs.dumps import DumpFormatError, VerifyReport, verify_dump
+from mockfs.fuse.faults import parse_faults
+from mockfs.machine import Fixture, VmcoreImage, write_fixture
+from mockfs.machine.generate import MIN_MEMORY, new_fixture
+from mockfs.session.runner import RunResult, run
+
+MiB = 1 << 20
+#: Memory sizes drawn per platform: the smallest machines the model allows, so examples stay fast.
+MEMORY_CHOICES = {p: (m, m + 64 * MiB) for p, m in MIN_MEMORY.items()}
+#: Faults that can make a complete save impossible: the collector must then fail honestly.
+BLOCKING = ("eio", "enospc")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One generated machine and fault plan."""
+
+    fixture: Fixture
+    faults: tuple[str, ...]
+
+    def describe(self) -> str:
+        fx = self.fixture
+        faults = " ".join(self.faults) or "no faults"
+        return f"{fx.platform}/{fx.arch} {format_size(fx.ram_size)} {len(fx.cpus)} cpus, {faults}"
+
+    def key(self) -> str:
+        return hashlib.sha1(repr((self.fixture, self.faults)).encode()).hexdigest()
+
+
+@dataclass
+class Outcome:
+    """How one example went."""
+
+    example: Example
+    problems: list[str]
+    seconds: float
+    result: RunResult | None = None
+    dump: VerifyReport | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+@st.composite
+def examples(draw: st.DrawFn, platform: str | None = None) -> Example:
+    """Generated crashed machines with fault plans (see the module docstring)."""
+    spec = builtin_spec()
+    plat = platform or draw(st.sampled_from(sorted(spec.platforms)))
+    arch = draw(st.sampled_from(spec.platforms[plat].arches))
+    memory = draw(st.sampled_from(MEMORY_CHOICES[plat]))
+    cpus = draw(st.integers(1, 4))
+    text = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=60)
+    messages = draw(st.lists(text, max_size=4))
+    fixture = new_fixture(plat, arch, memory, cpus, messages, seed=draw(st.integers(0, 2**32 - 1)), name="conform")
+    size = VmcoreImage(fixture).size
+    page = spec.arches[arch].page_size
+    kind = draw(st.sampled_from(["none", "none", "short", "delay", "kill", "eio", "enospc"]))
+    faults: tuple[str, ...] = ()
+    if kind == "short":
+        # Short reads of whole pages and of odd sizes; tiny ones would only make the suite slow.
+        faults = (f"short:{draw(st.sampled_from([65536, 100_000, 1 << 20 | 7]))}",)
+    elif kind == "delay":
+        faults = ("delay:0.2",)
+    elif kind == "kill":
+        faults = (f"kill-after:{draw(st.integers(1, max(1, size // MiB - 1))) * MiB}",)
+    elif kind == "eio":
+        at = draw(st.integers(1, size // page - 1)) * page
+        faults = (f"eio:{at:#x}-{at + page:#x}",)
+    elif kind == "enospc":
+        faults = (f"enospc:{draw(st.integers(1, max(1, size // MiB - 1))) * MiB}",)
+    return Example(fixture, faults)
+
+
+def _best_dump(output: Path, image: VmcoreImage) -> tuple[Path | None, VerifyReport | None]:
+    """The file in *output* that holds the most of the fixture's memory."""
+    best: tuple[Path | None, VerifyReport | None] = (None, None)
+    for path in sorted(p for p in output.rglob("*") if p.is_file()):
+        try:
+            report = verify_dump(image, path)
+        except (DumpFormatError, OSError, ValueError):
+            continue
+        if best[1] is None or report.identical > best[1].identical:
+            best = (path, report)
+    return best
+
+
+def judge(example: Example, result: RunResult, output: Path, image: VmcoreImage) -> tuple[list[str], VerifyReport | None]:
+    """The problems of one finished example (empty when it conforms)."""
+    problems: list[str] = []
+    plan = parse_faults(list(example.faults))
+    path, dump = _best_dump(output, image) if output.exists() else (None, None)
+    complete = dump is not None and dump.ok(complete=True)
+    if dump is not None and not dump.ok(complete=False):
+        first = dump.problems[0] if dump.problems else None
+        where = f" (first: {first.kind} page at {first.paddr:#x}{', ' + first.detail if first.detail else ''})" if first else ""
+        problems.append(f"saved dump {path.name} is not the fixture's memory: {dump.different} different, "
+                        f"{dump.misplaced} misplaced, {dump.extra} extra pages{where}")
+    blocked = result.returncode != 0 and any(f.split(":")[0] in BLOCKING for f in example.faults)
+    for v in result.violations:
+        if v["kind"] == "memory-held" and blocked and not complete:
+            continue  # an honest failure must keep unsaved memory reserved
+        problems.append(f"violation {v['kind']}: {v['message']}")
+    for p in output.rglob("*") if output.exists() else []:
+        mode = stat.S_IMODE(p.lstat().st_mode)
+        if p.is_file() and mode & 0o077:
+            problems.append(f"{p.relative_to(output)} is readable by other users (mode {mode:04o})")
+    if result.returncode == 0 and not complete:
+        missing = "no dump found" if dump is None else f"{dump.missing} pages missing"
+        problems.append(f"exit status 0 after an incomplete save ({missing})")
+    if result.returncode != 0 and complete and not result.violations and not plan.kill_after:
+        problems.append(f"exit status {result.returncode} although the dump is complete")
+    if plan.kill_after and len(result.returncodes) == 1 and result.returncode == 0 and not complete:
+        problems.append("killed part-way, the rerun never happened")
+    return problems, dump
+
+
+def check_example(template: Sequence[str], example: Example, work: Path, timeout: float = 600) -> Outcome:
+    """Run the collector on one example and judge it."""
+    started = time.monotonic()
+    work.mkdir(parents=True, exist_ok=True)
+    manifest = work / "fixture.toml"
+    write_fixture(example.fixture, manifest)
+    output = work / "output"
+    argv = [a.replace("{output}", str(output)) for a in template]
+    result = run(argv, fixture=str(manifest), output=output, faults=list(example.faults), workdir=work / "run",
+                 rerun_killed=True, timeout=timeout)
+    problems, dump = judge(example, result, output, VmcoreImage(example.fixture))
+    return Outcome(example, problems, time.monotonic() - started, result, dump)
+
+
+@dataclass
+class ConformReport:
+    """Every example run, and the minimal failure if there was one."""
+
+    command: list[str]
+    outcomes: list[Outcome] = field(default_factory=list)
+    minimal: Outcome | None = None
+    saved: list[Path] = field(default_factory=list)
+
+    @property
+    def passed(self) -> int:
+        return sum(o.passed for o in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        return len(self.outcomes) - self.passed
+
+
+class _Failed(AssertionError):
+    pass
+
+
+def conform(
+    template: Sequence[str],
+    platform: str | None = None,
+    examples_count: int = 50,
+    seed: int | None = None,
+    work: Path | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    shrink_budget: int = 25,
+) -> ConformReport:
+    """Run the conformance suite on *template* (``{output}`` is replaced per example)."""
+    report = ConformReport(list(template))
+    known: dict[str, Outcome] = {}
+    failures = 0
+    tmp = None
+    if work is None:
+        tmp = tempfile.TemporaryDirectory(prefix="abi-conform-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+        work = Path(tmp.name)
+
+    @settings(max_examples=examples_count, deadline=None, database=None, derandomize=seed is None,
+              suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink], print_blob=False)
+    @given(examples(platform))
+    def one(example: Example) -> None:
+        nonlocal failures
+        key = example.key()
+        if key not in known:
+            if failures and failures > shrink_budget:
+                return  # shrinking budget spent: treat further candidates as passing
+            outcome = check_example(template, example, work / f"ex-{len(known)}")
+            shutil.rmtree(work / f"ex-{len(known)}" / "output", ignore_errors=True)
+            known[key] = outcome
+            report.outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+            if outcome.problems:
+                failures += 1
+        outcome = known[key]
+        if outcome.problems:
+            report.minimal = outcome
+            raise _Failed("; ".join(outcome.problems))
+
+    if seed is not None:
+        one = hypothesis_seed(seed)(one)
+    try:
+        one()
+    except _Failed:
+        pass
+    except HypothesisException as exc:  # flaky collectors: keep the last failure seen
+        if report.minimal is None:
+            raise
+        report.minimal.problems.append(f"(hypothesis: {exc})")
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    return report
+
+
+def save_failure(report: ConformReport, directory: Path) -> list[Path]:
+    """Write the minimal failing fixture and a one-line reproducer into *directory*."""
+    if report.minimal is None:
+        return []
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = directory / "failure.toml"
+    write_fixture(report.minimal.example.fixture, manifest)
+    faults = " ".join(f"--fault {shlex.quote(f)}" for f in report.minimal.example.faults)
+    command = " ".join(shlex.quote(a.replace("{output}", str(directory / "output"))) for a in report.command)
+    line = f"abi-harness run --fixture {shlex.quote(str(manifest))} --output {directory / 'output'} {faults} -- {command}"
+    reproduce = directory / "reproduce.sh"
+    reproduce.write_text("#!/bin/sh\n# " + "; ".join(report.minimal.problems) + "\n" + " ".join(line.split()) + "\n")
+    reproduce.chmod(0o755)
+    report.saved = [manifest, reproduce]
+    return report.saved
+
+
+def junit_xml(report: ConformReport) -> str:
+    """The outcomes as JUnit XML, one test case per example."""
+    suite = ElementTree.Element("testsuite", name="abi-harness conform", tests=str(len(report.outcomes)),
+                                failures=str(report.failed), time=f"{sum(o.seconds for o in report.outcomes):.3f}")
+    for i, outcome in enumerate(report.outcomes):
+        case = ElementTree.SubElement(suite, "testcase", classname="conform", name=f"example {i}: {outcome.example.describe()}",
+                                      time=f"{outcome.seconds:.3f}")
+        if outcome.problems:
+            failure = ElementTree.SubElement(case, "failure", message=outcome.problems[0])
+            failure.text = "\n".join(outcome.problems)
+    return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True)

@@ -1,0 +1,203 @@
+"""Serve a fixture's dump ABI over FUSE: in the foreground, or as a daemon.
+
+:func:`mount` forks a daemon that serves the mock and returns once the kernel
+has completed the FUSE handshake (the daemon's ``init`` callback writes to a
+pipe: the same readiness signal the /proc daemon uses); :func:`umount` ends it.
+The daemon writes a JSON report (what was read and released, the violations)
+when the filesystem is unmounted, and records itself (pid, start time, mount
+namespace) under the runtime directory so that
+:func:`mockfs.sandbox.cleanup.cleanup` can remove what a killed run left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from abi_specs.errors import AbiError
+from mockfs.live import LiveMachine
+from mockfs.sandbox import syscalls
+from mockfs.sandbox.mountinfo import is_mount_point
+from mockfs.sandbox.processes import mount_namespace, start_time
+from mockfs.sandbox.records import read_record, write_record
+from mockfs.sandbox.runtime import subdir
+
+from .faults import FaultPlan
+from .fs import MockFS
+from .lib import load_mfusepy
+from .trace import Trace
+
+
+class MountError(AbiError):
+    """The mock could not be mounted or unmounted; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Mounted:
+    """A running mock daemon."""
+
+    pid: int
+    mountpoint: Path
+    report: Path | None
+
+
+def record_path(mountpoint: Path) -> Path:
+    """Where the record of the mock at *mountpoint* lives (one per mount point)."""
+    key = hashlib.sha1(str(mountpoint.resolve()).encode()).hexdigest()[:16]
+    return Path(subdir("mounts")) / f"{key}.rec"
+
+
+def is_mounted(mountpoint: Path) -> bool:
+    """Whether *mountpoint* is a mount point in this mount namespace."""
+    return is_mount_point(str(mountpoint.resolve()))
+
+
+def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, faults: FaultPlan | None = None,
+          report: Path | None = None, on_ready: object = None) -> None:
+    """Serve *machine* at *mountpoint* until it is unmounted (blocks)."""
+    mfusepy = load_mfusepy()
+    syscalls.keep_heap_memory()
+    fs = MockFS(machine, Trace(trace), faults, on_ready=on_ready)  # type: ignore[arg-type]
+    options = {"foreground": True, "direct_io": True, "default_permissions": True, "fsname": "abi-harness",
+               "subtype": "abi-harness"}
+    if os.geteuid() == 0:
+        options["allow_other"] = True  # the collector may run as another user
+    try:
+        mfusepy.FUSE(fs, str(mountpoint), **options)
+    finally:
+        machine.finish()
+        fs.trace.record(os.getpid(), "", "summary", **machine.summary())
+        fs.trace.close()
+        if report is not None:
+            tmp = report.with_suffix(".tmp")
+            tmp.write_text(json.dumps(machine.summary(), indent=2))
+            tmp.replace(report)
+
+
+def check_mountpoint(mountpoint: Path) -> None:
+    if not mountpoint.exists():
+        raise MountError(f"{mountpoint}: mount point does not exist (create it first: mkdir -p {mountpoint})")
+    if not mountpoint.is_dir():
+        raise MountError(f"{mountpoint}: mount point is not a directory")
+    if is_mounted(mountpoint):
+        raise MountError(f"{mountpoint}: something is already mounted there")
+    if not Path("/dev/fuse").exists():
+        raise MountError("/dev/fuse is missing: load the fuse module (modprobe fuse)")
+
+
+def _daemon(machine: LiveMachine, mountpoint: Path, trace: Path | None, faults: FaultPlan | None, report: Path | None,
+            log: Path, ready_w: int, parent: int | None) -> None:
+    """Body of the forked daemon; never returns."""
+    code = 0
+    try:
+        if parent is not None:
+            syscalls.die_with_parent(parent)
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1):
+            os.dup2(devnull, fd)
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600), 2)
+
+        def ready() -> None:
+            os.write(ready_w, b"1")
+            os.close(ready_w)
+
+        serve(machine, mountpoint, trace, faults, report, on_ready=ready)
+    except BaseException as exc:  # report and leave: a daemon has no one to raise to
+        print(f"abi-harness daemon: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def mount(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, faults: FaultPlan | None = None,
+          report: Path | None = None, timeout: float = 30.0, log: Path | None = None,
+          die_with_parent: bool = False) -> Mounted:
+    """Fork a daemon serving *machine* at *mountpoint*; return once the mount answers.
+
+    The daemon's diagnostics (libfuse's included) go to *log* (default: a file
+    next to the mount record); a failed mount quotes its last line. With
+    *die_with_parent* the daemon is killed when the calling process dies (runs
+    and tests); without it, it outlives the caller (``abi-harness mount``).
+    """
+    mountpoint = Path(mountpoint)
+    check_mountpoint(mountpoint)
+    record = record_path(mountpoint)
+    log = log or record.with_suffix(".log")
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        _daemon(machine, mountpoint, trace, faults, report, log, ready_w, os.getppid() if die_with_parent else None)
+    os.close(ready_w)
+    try:
+        # The pipe says "1" once the FUSE handshake is done, or EOF when the daemon died first.
+        readable, _, _ = select.select([ready_r], [], [], timeout)
+        signal_ = os.read(ready_r, 1) if readable else None
+    finally:
+        os.close(ready_r)
+    if signal_ != b"1":
+        if signal_ is None:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        why = _last_line(log) or (f"no answer within {timeout:g} s" if signal_ is None
+                                  else f"exit status {os.waitstatus_to_exitcode(status)}")
+        raise MountError(f"{mountpoint}: the mock daemon could not mount: {why}")
+    write_record(str(record), {"pid": pid, "start": start_time(pid), "mntns": mount_namespace(pid),
+                               "mountpoint": str(mountpoint.resolve()), "log": str(log)})
+    return Mounted(pid, mountpoint, report)
+
+
+def _last_line(path: Path) -> str:
+    with contextlib.suppress(OSError):
+        lines = [line for line in path.read_text(errors="replace").splitlines() if "max threads" not in line]
+        return lines[-1].strip() if lines else ""
+    return ""
+
+
+def umount(mountpoint: Path, timeout: float = 120.0, pid: int | None = None) -> None:
+    """Unmount the mock at *mountpoint* and wait for its daemon (*pid*, else the recorded one) to write its report."""
+    mountpoint = Path(mountpoint)
+    record = record_path(mountpoint)
+    info = read_record(str(record)) or {}
+    pid = pid if pid is not None else info.get("pid")
+    if not is_mounted(mountpoint):
+        record.unlink(missing_ok=True)
+        raise MountError(f"{mountpoint}: no mock is mounted there")
+    proc = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        syscalls.umount_lazy(mountpoint)
+    if pid is not None:
+        _wait_gone(pid, timeout, info.get("start"))
+    record.unlink(missing_ok=True)
+    if info.get("log"):
+        Path(info["log"]).unlink(missing_ok=True)
+
+
+def _wait_gone(pid: int, timeout: float, start: int | None) -> None:
+    """Wait for the daemon to exit (it writes its report first); SIGKILL it only after *timeout*."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if start is not None and start_time(pid) != start:
+            return  # already gone, and the pid is someone else's now
+        readable, _, _ = select.select([fd], [], [], timeout)
+        if not readable:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+            raise MountError(f"mock daemon {pid} did not finish within {timeout:g} s after unmount; killed it "
+                             "(its report is lost)")
+    finally:
+        os.close(fd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)

@@ -1,0 +1,193 @@
+"""The FUSE filesystem: a thin view of a :class:`~mockfs.live.LiveMachine`.
+
+The tree mirrors canonical paths (``sys/kernel/...``, ``proc/vmcore``,
+``proc/device-tree/rtas/...``) with the spec's modes, owner root. Attribute
+files report the size the machine's sysfs reports and are rendered fresh on
+every read (the mount uses ``direct_io``, so there is no page cache to go
+stale); writes go to the machine, and its errors reach the writer as the
+kernel's errno.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import stat
+import threading
+import time
+from collections.abc import Callable
+
+from abi_specs import WriteRejected
+from mockfs.live import LiveMachine, Node
+
+from .faults import FaultPlan
+from .lib import load_mfusepy
+from .trace import Trace
+
+mfusepy = load_mfusepy()
+FuseOSError = mfusepy.FuseOSError
+
+#: The file handle of an open /proc/vmcore (attribute files get 0): reads of it skip the lookup.
+VMCORE_FH = 1
+
+
+class MockFS(mfusepy.Operations):
+    """FUSE operations over a live machine, with a trace and injected faults."""
+
+    use_ns = True
+
+    def __init__(self, machine: LiveMachine, trace: Trace | None = None, faults: FaultPlan | None = None,
+                 on_ready: Callable[[], None] | None = None) -> None:
+        self.machine = machine
+        self._on_ready = on_ready
+        self.trace = trace or Trace(None)
+        self.faults = faults or FaultPlan()
+        self.started = time.time_ns()
+        self._read_total = 0
+        self._kill_done = False  # kill-after fires once: a rerun must be able to finish
+        self._lock = threading.Lock()
+
+    def init(self, path: str) -> None:
+        """The kernel completed the FUSE handshake: tell whoever waits for the mount."""
+        if self._on_ready is not None:
+            self._on_ready()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _node(self, path: str) -> Node:
+        node = self.machine.nodes().get(path.strip("/"))
+        if node is None:
+            raise FuseOSError(errno.ENOENT)
+        return node
+
+    @staticmethod
+    def _caller() -> int:
+        return mfusepy.fuse_get_context()[2]
+
+    def _log(self, path: str, op: str, **fields: object) -> None:
+        if self.trace.enabled:  # skip even the caller lookup when nobody traces
+            self.trace.record(self._caller(), path, op, **fields)
+
+    # -- metadata -------------------------------------------------------------------------
+
+    def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+        try:
+            node = self._node(path)
+        except FuseOSError:
+            self._log(path, "getattr", result=-errno.ENOENT, errno="ENOENT")
+            raise
+        self._log(path, "getattr", result=0)
+        times = {"st_atime": self.started, "st_mtime": self.started, "st_ctime": self.started}
+        if node.kind == "dir":
+            return {"st_mode": stat.S_IFDIR | node.mode, "st_nlink": 2, "st_uid": 0, "st_gid": 0, "st_size": 0, **times}
+        if node.kind == "link":
+            return {"st_mode": stat.S_IFLNK | 0o777, "st_nlink": 1, "st_uid": 0, "st_gid": 0,
+                    "st_size": len(node.target), **times}
+        size = self.machine.size_of(node.entry)
+        return {"st_mode": stat.S_IFREG | node.mode, "st_nlink": 1, "st_uid": 0, "st_gid": 0, "st_size": size, **times}
+
+    def readdir(self, path: str, fh: int) -> list[str]:
+        self._log(path, "readdir", result=0)
+        prefix = path.strip("/")
+        nodes = self.machine.nodes()
+        if prefix not in nodes or nodes[prefix].kind != "dir":
+            raise FuseOSError(errno.ENOTDIR)
+        depth = prefix.count("/") + 1 if prefix else 0
+        children = sorted(
+            p.split("/")[depth] for p in nodes if p and (not prefix or p.startswith(prefix + "/"))
+        )
+        return [".", "..", *dict.fromkeys(children)]
+
+    def readlink(self, path: str) -> str:
+        node = self._node(path)
+        if node.kind != "link":
+            raise FuseOSError(errno.EINVAL)
+        return node.target
+
+    def statfs(self, path: str) -> dict[str, int]:
+        return {"f_bsize": 4096, "f_frsize": 4096, "f_blocks": 0, "f_bfree": 0, "f_bavail": 0, "f_namemax": 255}
+
+    # -- files ----------------------------------------------------------------------------
+
+    def open(self, path: str, flags: int) -> int:
+        node = self._node(path)
+        if node.kind != "file":
+            raise FuseOSError(errno.EISDIR)
+        accmode = flags & os.O_ACCMODE
+        if node.entry.kind == "core":
+            try:
+                self.machine.open_vmcore()
+            except WriteRejected as exc:
+                self._log(path, "open", result=-exc.errno, errno=errno.errorcode[exc.errno])
+                raise FuseOSError(exc.errno) from None
+            if accmode != os.O_RDONLY:
+                raise FuseOSError(errno.EACCES)
+            self._log(path, "open", flags=flags, result=0)
+            return VMCORE_FH
+        self._log(path, "open", flags=flags, result=0)
+        return 0
+
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        if fh == VMCORE_FH:
+            return self._read_vmcore(path, size, offset)
+        node = self._node(path)
+        if node.kind != "file":
+            raise FuseOSError(errno.EISDIR)
+        if node.entry.kind == "core":
+            return self._read_vmcore(path, size, offset)
+        try:
+            data = self.machine.read_file(node.entry)
+        except WriteRejected as exc:
+            raise FuseOSError(exc.errno) from None
+        out = data[offset:offset + size]
+        self._log(path, "read", offset=offset, length=size, result=len(out))
+        return out
+
+    def _read_vmcore(self, path: str, size: int, offset: int) -> bytes:
+        faults = self.faults
+        if faults.delay_ms:
+            time.sleep(faults.delay_ms / 1000)
+        for lo, hi in faults.eio:
+            if offset < hi and offset + size > lo:
+                self._log(path, "read", offset=offset, length=size, result=-errno.EIO, errno="EIO", fault="eio")
+                raise FuseOSError(errno.EIO)
+        if faults.short:
+            size = min(size, faults.short)
+        data = self.machine.read_vmcore(offset, size)
+        self._log(path, "read", offset=offset, length=size, result=len(data))
+        if faults.kill_after:
+            with self._lock:
+                self._read_total += len(data)
+                due = self._read_total >= faults.kill_after
+            pid = self._caller()
+            if due and not self._kill_done:
+                self._kill_done = True
+                self._log(path, "kill", fault="kill-after", bytes_read=self._read_total)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                raise FuseOSError(errno.EINTR)
+        return data
+
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        node = self._node(path)
+        if node.kind != "file" or node.entry.write is None:
+            raise FuseOSError(errno.EACCES)
+        try:
+            count = self.machine.write_file(node.entry, data)
+        except WriteRejected as exc:
+            self._log(path, "write", offset=offset, length=len(data), data=data[:256].decode("latin-1"),
+                      result=-exc.errno, errno=errno.errorcode[exc.errno])
+            raise FuseOSError(exc.errno) from None
+        self._log(path, "write", offset=offset, length=len(data), data=data[:256].decode("latin-1"), result=count)
+        return count
+
+    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        # `echo 1 > file` truncates first; sysfs ignores that, and so do we.
+        self._node(path)
+        self._log(path, "truncate", length=length, result=0)
+        return 0
+
+    def release(self, path: str, fh: int) -> int:
+        return 0

@@ -1,0 +1,89 @@
+"""What the ABI files of a live machine read: attribute values and device-tree properties.
+
+The formats are the spec's; this module only says which value each field
+holds, from the fixture and the machine's state.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from abi_specs import AbiFile, WriteRejected
+from abi_specs.phyp import PhypLayout
+from mockfs.machine import Fixture
+
+from .state import MachineState
+
+#: The token firmware reports for ibm,configure-kernel-dump (any value will do).
+RTAS_DUMP_TOKEN = 0x2C
+#: The sysfs buffer of a VMCOREINFO note is a page plus the note's headers.
+VMCOREINFO_NOTE_EXTRA = 36
+VMCOREINFO_ADDRESS = 0x1FE3000
+
+
+def values_of(entry: AbiFile, fixture: Fixture, state: MachineState, phyp: PhypLayout | None) -> dict[str, int | str]:
+    """The field values *entry* shows now."""
+    name = entry.link_to or entry.name
+    fields = [f.name for f in entry.read.printf.fields] if entry.read else []
+    if name == "release_region":
+        assert phyp is not None
+        return dict(zip(fields, phyp.pairs()))
+    if name == "vmcoreinfo":
+        return {"address": VMCOREINFO_ADDRESS, "size": fixture.page_size + VMCOREINFO_NOTE_EXTRA}
+    simple: dict[str, int | str] = {
+        "phyp_dump_active": 1,
+        "fadump/enabled": 1,
+        "fadump/registered": int(state.registered),
+        "fadump/mem_reserved": fixture.fadump.reserve_size if fixture.fadump else 0,
+        "fadump/hotplug_ready": 1,
+        "fadump/bootargs_append": state.bootargs,
+        "kexec_crash_loaded": 0,  # the capture kernel has no crash kernel of its own
+        "kexec_crash_size": 0,
+    }
+    return {fields[0]: simple[name]}
+
+
+def read_file(entry: AbiFile, fixture: Fixture, state: MachineState, phyp: PhypLayout | None) -> bytes:
+    """The whole content of an attribute or property, rendered fresh."""
+    if entry.kind == "property":
+        assert entry.cells is not None
+        head, records = property_records(entry, fixture, phyp)
+        return entry.cells.pack(records, head)
+    if entry.read is None:
+        raise WriteRejected(entry.name, errno.EACCES, "write-only")
+    return entry.read.format(values_of(entry, fixture, state, phyp)).encode("latin-1")
+
+
+def property_records(entry: AbiFile, fixture: Fixture, phyp: PhypLayout | None) -> tuple[dict[str, int], list[dict[str, int]]]:
+    """(head, records) of a device-tree property under /proc/device-tree/rtas."""
+    dump = fixture.phyp
+    cpu = dump.cpu_state_size if dump else 0x10000
+    hpte = dump.hpte_size if dump else 0x1000
+    if entry.name == "ibm,configure-kernel-dump":
+        return {}, [{"token": RTAS_DUMP_TOKEN}]
+    if entry.name == "ibm,configure-kernel-dump-sizes":
+        ids = entry.constants["section_id"]
+        return {}, [{"section_id": ids["CPU_STATE"], "size": cpu}, {"section_id": ids["HPTE"], "size": hpte}]
+    # ibm,kernel-dump: the header registered before the crash, as firmware completed it.
+    if phyp is not None:
+        rmo = (phyp.rmr_copy_len, phyp.rmr_copy_addr)
+        dest = (phyp.cpu_addr, phyp.hpte_addr)
+    else:
+        fad = fixture.fadump
+        assert fad is not None
+        rmo = (fad.boot_memory_size, fad.reserve_start + cpu + hpte)
+        dest = (fad.reserve_start, fad.reserve_start + cpu)
+    status, types = entry.constants["status"], entry.constants["source_type"]
+    assert entry.cells is not None
+    head = {"version": 1, "num_sections": 3, "status": status["DUMP_PERFORMED"] | status["DUMP_TRIGGERED"],
+            "first_offset_section": entry.cells.head_size, "dump_disk_section": 0, "block_num_dd": 0,
+            "num_of_blocks_dd": 0, "offset_dd": 0, "maxtime_to_auto": 0}
+    sections = [(types["CPU_STATE"], 0, cpu, dest[0]), (types["HPTE"], 0, hpte, dest[1]),
+                (types["REAL_MODE_REGION"], 0, rmo[0], rmo[1])]
+    request = entry.constants["dump_flags"]["DUMP_REQUEST_FLAG"]
+    records = [
+        {"dump_flags": request, "source_type": t, "error_flags": 0, "source_address": src, "source_length": n,
+         "length_copied": n, "destination_address": d}
+        for t, src, n, d in sections
+    ]
+    return head, records

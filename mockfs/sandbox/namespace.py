@@ -1,0 +1,289 @@
+"""Run an unmodified program with mock files at their canonical paths.
+
+:func:`run_in_namespace` starts a small Python "runner" in a private mount
+namespace. The runner lays the mock over the canonical paths, then forks and
+execs the program, waits for it and reports its exit status:
+
+* ``/sys/kernel`` becomes a tmpfs holding read-only binds of every real entry
+  plus binds of the mock's entries (so writes reach the mock, i.e. its daemon);
+* ``/proc`` becomes the FUSE file system of :mod:`mockfs.fuse.procfs` when the mock
+  has ``proc/vmcore`` or ``proc/device-tree``; its daemon is forked by the runner
+  inside the namespace. A mock vmcore that is already mode 0400 and owned by
+  root is bind-mounted over /proc/vmcore, so that its reads reach the mock's
+  daemon from the reader itself; any other is served by the /proc daemon;
+* each ``extra_binds`` target gets its host file or directory bound over it.
+
+Nothing is mounted outside the namespace. Teardown is layered so that a
+SIGKILL anywhere leaves nothing behind: the runner and everything it forks die
+with their parent (``PR_SET_PDEATHSIG``); the runner kills whatever is left in
+its namespace when the program ends; and each run records itself under the
+runtime directory so that :func:`mockfs.sandbox.cleanup.cleanup` can kill
+survivors of a killed run (for instance grandchildren of the program).
+
+The runner (:mod:`mockfs.sandbox.inside`) starts in a fresh interpreter for
+every run, so the modules it uses stick to builtin modules (os, ctypes,
+marshal): pathlib, json, dataclasses and typing together would double the cost
+of a run. This module is the caller's side.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+import time
+
+from abi_specs.errors import AbiError
+from mockfs.fuse.lib import libfuse3_path
+
+from .cleanup import CleanupReport, reap_run
+from .processes import start_time
+from .runtime import runtime_dir as default_root
+from .runtime import subdir
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Mapping, Sequence
+    from typing import IO, Any
+
+__all__ = ["NamespaceError", "run_in_namespace"]
+
+# Exit code of a runner that could not even report through its status pipe.
+RUNNER_FAILED = 125
+
+_BOOT = "import sys; sys.path[:0] = sys.argv[2:]; from mockfs.sandbox.inside import runner_main; runner_main(sys.argv[1])"
+
+
+class NamespaceError(AbiError, RuntimeError):
+    """The namespace could not be set up, or its runner died before reporting."""
+
+
+# ---------------------------------------------------------------------------
+# The caller's side
+
+_BOOT_PATHS: tuple[str, ...] | None = None
+
+
+def _boot_paths() -> tuple[str, ...]:
+    """sys.path entries the runner needs: it starts with -I -S, skipping site's slow set-up."""
+    global _BOOT_PATHS
+    if _BOOT_PATHS is None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("mfusepy")
+        paths = [os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))]
+        if spec is not None and spec.origin:
+            paths.append(os.path.dirname(spec.origin))
+        _BOOT_PATHS = tuple(paths)
+    return _BOOT_PATHS
+
+
+def _vmcore_mode() -> int:
+    """The spec's mode of /proc/vmcore, handed to the runner (which must not load the spec itself)."""
+    from abi_specs import builtin_spec
+
+    return builtin_spec().get("vmcore").mode
+
+
+def _read_status(fd: int) -> dict[str, str]:
+    """The runner's reports: one ``key value`` line each, the last of a key wins."""
+    os.set_blocking(fd, False)
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except BlockingIOError:  # the runner's reports are all in: nothing more will come
+        pass
+    events = {}
+    for line in b"".join(chunks).decode(errors="replace").splitlines():
+        key, _, value = line.partition(" ")
+        events[key] = value
+    return events
+
+
+def _communicate(proc: subprocess.Popen[Any], input: bytes | str | None, timeout: float | None, record: str) -> tuple[Any, Any]:
+    """Popen.communicate, except that the run is reaped as soon as the runner dies.
+
+    Should the runner be killed, survivors in its namespace may hold the capture
+    pipes open indefinitely; killing them is what lets communicate finish.
+    """
+    import subprocess
+
+    end = None if timeout is None else time.monotonic() + timeout
+    piped = proc.stdout is not None or proc.stderr is not None
+    reaped = False
+    while True:
+        left = None if end is None else max(0.0, end - time.monotonic())
+        # Without capture pipes, nothing but the runner itself can hold us up.
+        wait = left if reaped or not piped else (0.25 if left is None else min(0.25, left))
+        try:
+            return proc.communicate(input, timeout=wait)
+        except subprocess.TimeoutExpired:
+            if end is not None and time.monotonic() >= end:
+                raise subprocess.TimeoutExpired(proc.args, timeout) from None
+            if not reaped and proc.poll() is not None:
+                reap_run(record, CleanupReport())
+                reaped = True
+
+
+def run_in_namespace(
+    mock_root: str | os.PathLike[str],
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    extra_binds: Mapping[str, str | os.PathLike[str]] | None = None,
+    timeout: float | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    stdin: int | IO[Any] | None = None,
+    stdout: int | IO[Any] | None = None,
+    stderr: int | IO[Any] | None = None,
+    capture_output: bool = False,
+    input: bytes | str | None = None,
+    text: bool = False,
+    runtime_dir: str | os.PathLike[str] | None = None,
+) -> subprocess.CompletedProcess[Any]:
+    """Run ``argv`` with ``mock_root`` laid over the canonical paths; return its exit status.
+
+    ``mock_root`` mirrors canonical paths (any part may be absent):
+    ``sys/kernel/...`` appears under /sys/kernel next to the real entries (which
+    are made read-only), ``proc/vmcore`` at /proc/vmcore (mode 0400, root) and
+    ``proc/device-tree`` at /proc/device-tree; the rest of /proc stays real.
+    ``extra_binds`` maps a canonical path to a host file or directory bound over
+    it; the target must exist, unless it lies in the /sys/kernel tmpfs.
+
+    ``env`` (default: this process's environment), ``cwd`` (entered inside the
+    namespace), ``stdin``/``stdout``/``stderr``, ``capture_output``, ``input``,
+    ``text`` and ``timeout`` behave as in :func:`subprocess.run`. The returned
+    ``returncode`` is the program's exit status, or 128+N if signal N killed it.
+    ``runtime_dir`` defaults to :func:`mockfs.sandbox.runtime.runtime_dir`.
+
+    Raises :class:`NamespaceError` when the namespace cannot be set up (for
+    example when rootless mode finds user namespaces disabled), ``OSError``
+    (e.g. ``FileNotFoundError``) when ``argv[0]`` cannot be executed, and
+    :class:`subprocess.TimeoutExpired` after killing everything on timeout.
+    """
+    import subprocess
+
+    argv = [os.fspath(a) for a in argv]
+    if not argv:
+        raise ValueError("argv is empty")
+    mock = os.path.realpath(mock_root)
+    if not os.path.isdir(mock):
+        raise NamespaceError(f"mock root {mock} is not a directory")
+    root = os.path.realpath(runtime_dir) if runtime_dir is not None else default_root()
+    subdir("runs", root)
+    subdir("stage", root)
+    status_r, status_w = os.pipe()
+    spec = _runner_spec(mock, argv, _checked_binds(extra_binds), cwd, root, status_w)
+    if input is not None:
+        stdin = subprocess.PIPE
+    if capture_output:
+        stdout = stderr = subprocess.PIPE
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _BOOT, marshal.dumps(spec).hex(), *_boot_paths()],
+            stdin=stdin, stdout=stdout, stderr=stderr, env=dict(env) if env is not None else None,
+            pass_fds=(status_w,), text=text,
+        )  # fmt: skip
+    except BaseException:
+        os.close(status_r)
+        raise
+    finally:
+        os.close(status_w)
+    record = os.path.join(root, "runs", f"{proc.pid}.run")
+    try:
+        with proc:
+            try:
+                out, err = _communicate(proc, input, timeout, record)
+            except BaseException:
+                # Timeout, KeyboardInterrupt...: the runner's death takes the program and
+                # the daemon with it (PDEATHSIG); grandchildren are found by namespace.
+                proc.kill()
+                proc.wait()
+                reap_run(record, CleanupReport())
+                raise
+        status = _read_status(status_r)
+    finally:
+        os.close(status_r)
+    return _outcome(status, argv, cwd, proc.returncode, record, out, err)
+
+
+def _checked_binds(extra_binds: Mapping[str, str | os.PathLike[str]] | None) -> dict[str, str]:
+    """``{target: source}`` with absolute targets and existing, resolved sources."""
+    binds = {}
+    for target, source in (extra_binds or {}).items():
+        if not os.path.isabs(target):
+            raise ValueError(f"extra_binds target {target!r} is not absolute")
+        src = os.path.realpath(source)
+        if not os.path.exists(src):
+            raise NamespaceError(f"extra_binds source {src} does not exist")
+        binds[os.path.normpath(target)] = src
+    return binds
+
+
+def _runner_spec(mock: str, argv: list[str], binds: dict[str, str], cwd: str | os.PathLike[str] | None, root: str,
+                 status_w: int) -> dict[str, Any]:
+    """What the runner is told (marshalled on its command line)."""
+    return {
+        "mock": mock,
+        "argv": argv,
+        "binds": binds,
+        "cwd": None if cwd is None else os.fspath(cwd),
+        "runtime": root,
+        "caller": os.getpid(),
+        "caller_start": start_time(os.getpid()),
+        "status_fd": status_w,
+        "libfuse": libfuse3_path(),
+        "vmcore_mode": _vmcore_mode(),
+    }
+
+
+def _outcome(status: dict[str, str], argv: list[str], cwd: str | os.PathLike[str] | None, runner_status: int | None,
+             record: str, out: Any, err: Any) -> subprocess.CompletedProcess[Any]:
+    """The program's result from the runner's reports, or the error they describe."""
+    import subprocess
+
+    if "error" in status:
+        raise NamespaceError(status["error"])
+    if "exec_errno" in status:
+        code, _, step = status["exec_errno"].partition(" ")
+        raise OSError(int(code), os.strerror(int(code)), cwd if step == "cwd" else argv[0])
+    if "exit" not in status:
+        reap_run(record, CleanupReport())
+        raise NamespaceError(f"the namespace runner died without reporting (status {runner_status}); cleaned up after it")
+    return subprocess.CompletedProcess(argv, int(status["exit"]), out, err)
+
+
+# ---------------------------------------------------------------------------
+# Command line: python -m mockfs.sandbox.namespace [--cleanup] [--bind T=S] MOCK PROGRAM [ARG...]
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """A small command line for running against a hand-made mock tree; one line on errors."""
+    import argparse
+
+    from .cleanup import cleanup
+
+    parser = argparse.ArgumentParser(prog="python -m mockfs.sandbox.namespace", description=__doc__.splitlines()[0])
+    parser.add_argument("--cleanup", action="store_true", help="remove what killed runs left behind, then exit")
+    parser.add_argument("--bind", action="append", default=[], metavar="TARGET=SOURCE", help="bind SOURCE over TARGET inside")
+    parser.add_argument("mock", nargs="?")
+    parser.add_argument("program", nargs=argparse.REMAINDER)
+    opts = parser.parse_args(args)
+    if opts.cleanup:
+        print(cleanup())
+        return 0
+    program = opts.program[1:] if opts.program[:1] == ["--"] else opts.program
+    if opts.mock is None or not program:
+        parser.error("a mock directory and a program are needed")
+    try:
+        binds = dict(b.split("=", 1) for b in opts.bind)
+        return run_in_namespace(opts.mock, program, extra_binds=binds).returncode
+    except (NamespaceError, OSError, ValueError) as exc:
+        print(f"abi-harness: {exc}", file=sys.stderr)
+        return RUNNER_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

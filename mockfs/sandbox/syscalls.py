@@ -1,0 +1,103 @@
+"""The few Linux system calls the mock needs, through ctypes.
+
+Python 3.11 has no ``os.unshare`` and no ``prctl``, and running mount(8)
+costs an exec; these wrappers raise ``OSError`` naming the call that failed.
+The numbers are the same on every architecture Debian ships.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
+MNT_DETACH = 0x2
+PR_SET_PDEATHSIG = 1
+
+_LIBC: ctypes.CDLL | None = None
+
+
+def libc() -> ctypes.CDLL:
+    """The C library, loaded once, with errno kept for :func:`check`."""
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+def check(ret: int, what: str) -> None:
+    """Raise ``OSError`` for a failed call (*ret* != 0), naming *what*."""
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _enc(value: str | os.PathLike[str] | None) -> bytes | None:
+    return None if value is None else os.fsencode(value)
+
+
+def mount(source: str | os.PathLike[str] | None, target: str | os.PathLike[str], fstype: str | None, flags: int,
+          data: str | None = None) -> None:
+    """mount(2)."""
+    ret = libc().mount(_enc(source), _enc(target), _enc(fstype), ctypes.c_ulong(flags), _enc(data))
+    check(ret, f"mount {source} on {target}")
+
+
+def umount_lazy(target: str | os.PathLike[str]) -> None:
+    """umount2(2) with MNT_DETACH."""
+    check(libc().umount2(_enc(target), MNT_DETACH), f"umount {target}")
+
+
+def unshare(flags: int) -> None:
+    """unshare(2)."""
+    check(libc().unshare(flags), "unshare")
+
+
+def private_mount_namespace() -> None:
+    """Leave the caller's mount namespace: later mounts stay invisible to everyone else."""
+    unshare(CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+
+def die_with_parent(expected_parent: int, exit_code: int = 1) -> None:
+    """SIGKILL this process when its parent dies; exit now if that already happened."""
+    check(libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != expected_parent:
+        os._exit(exit_code)
+
+
+# Linux ABI numbers for mount_setattr(2): one syscall number on every architecture.
+_SYS_MOUNT_SETATTR = 442
+_AT_FDCWD, _AT_RECURSIVE, _MOUNT_ATTR_RDONLY = -100, 0x8000, 0x1
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in ("attr_set", "attr_clr", "propagation", "userns_fd")]
+
+
+def make_readonly_recursive(target: str) -> None:
+    """Mark a mount tree read-only (mount_setattr, Linux 5.12+); binds copied from it stay read-only."""
+    attr = _MountAttr(attr_set=_MOUNT_ATTR_RDONLY)
+    ret = libc().syscall(_SYS_MOUNT_SETATTR, _AT_FDCWD, os.fsencode(target), _AT_RECURSIVE, ctypes.byref(attr),
+                         ctypes.sizeof(attr))
+    check(ret, f"mount_setattr {target} read-only")
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_heap_memory(limit: int = 1 << 28) -> None:
+    """Stop glibc from mmap-ing and unmapping every large buffer.
+
+    The daemon builds a fresh 1 MiB reply per read in FUSE worker threads; by
+    default each such buffer is a new mmap whose pages fault in and are
+    unmapped again, which more than halved the throughput. Keeping buffers up
+    to *limit* on the heap (and not trimming it) makes them reusable.
+    """
+    lib = libc()
+    lib.mallopt(M_MMAP_THRESHOLD, limit)
+    lib.mallopt(M_TRIM_THRESHOLD, 2 * limit)
