@@ -51,7 +51,8 @@ def check_stream(entry: AbiFile, stream: BinaryIO, size: int) -> dict[str, objec
         assert entry.cells is not None
         return entry.cells.unpack(data, entry.name)
     if entry.read is None:
-        raise CheckUsageError(f"{entry.name}: write-only (mode {entry.mode:#o}): there is no read format to check")
+        what = "write-only" if not entry.mode & 0o444 else "its content has no format in the spec"
+        raise CheckUsageError(f"{entry.name}: {what} (mode {entry.mode:#o}): there is no read format to check")
     values = entry.read.parse(data)
     result: dict[str, object] = dict(values)
     if entry.read.ranges:

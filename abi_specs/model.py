@@ -10,14 +10,14 @@ from __future__ import annotations
 import errno as _errno
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from .arches import Arch
 from .devicetree import CellLayout
 from .errors import WriteRejected, show_text
 from .kformat import PrintfFormat
 from .kscan import KSTRTOX, KstrtoxError, c_string, kernel_sscanf
-
-STATES = ("capture", "armed")
+from .lifecycle import KernelState, Lifecycle
 
 # The syntax of a VMCOREINFO value, by the name the spec gives it.
 INFO_VALUE_PATTERNS = {
@@ -237,7 +237,8 @@ class AbiFile:
     """One ABI file: a sysfs attribute, a procfs file or a device-tree property.
 
     ``kind`` is ``attribute`` (text, read/write formats), ``property`` (binary,
-    ``cells`` layout) or ``core`` (an ELF core file, validated as /proc/vmcore).
+    ``cells`` layout), ``core`` (an ELF core file, validated as /proc/vmcore) or
+    ``procfs`` (a file of the machine's /proc the mock renders: iomem, kcore...).
     ``present`` lists the platform states in which the file exists.
     """
 
@@ -264,6 +265,8 @@ class AbiFile:
     link_to: str = ""
     documented: bool = True
     constants: dict[str, dict[str, int]] = field(default_factory=dict)  # named values of fields
+    when: tuple[str, ...] = ()  # lifecycle variables that must hold for the file to exist ("!x": must not)
+    directory: bool = False  # a procfs directory served whole (/proc/sys)
 
     @property
     def mode_text(self) -> str:
@@ -278,9 +281,16 @@ class AbiFile:
                 return WriteRejected(self.name, rule.number, reason, condition)
         raise ValueError(f"{self.name}: the spec lists no error for condition {condition!r}")
 
-    def exists_on(self, platform: str, state: str) -> bool:
-        """Whether the file exists on *platform* in *state* (``capture`` or ``armed``)."""
-        return platform in self.platforms and state in self.present
+    def exists_on(self, platform: str, state: str | KernelState) -> bool:
+        """Whether the file exists on *platform* in *state*.
+
+        *state* is a kernel (``capture`` or ``armed``: the file can exist there)
+        or a :class:`~abi_specs.lifecycle.KernelState` (it exists now, its
+        ``when`` variables holding).
+        """
+        if isinstance(state, str):
+            return platform in self.platforms and state in self.present
+        return platform in self.platforms and state.kernel in self.present and state.holds(self.when)
 
 
 @dataclass(frozen=True)
@@ -290,6 +300,8 @@ class Spec:
     platforms: dict[str, Platform]
     files: tuple[AbiFile, ...]
     arches: dict[str, Arch]
+    lifecycles: dict[str, Lifecycle] = field(default_factory=dict)
+    syscalls: dict[str, Any] = field(default_factory=dict)  # the arming calls' numbers, flags and checks
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.files]
@@ -310,9 +322,13 @@ class Spec:
         matches = [f for f in self.files if path.endswith(f.path.lstrip("/"))]
         return max(matches, key=lambda f: len(f.path), default=None)
 
-    def files_for(self, platform: str, state: str) -> list[AbiFile]:
-        """The files that exist on *platform* in *state*."""
+    def files_for(self, platform: str, state: str | KernelState) -> list[AbiFile]:
+        """The files that exist on *platform* in *state* (see :meth:`AbiFile.exists_on`)."""
         return [f for f in self.files if f.exists_on(platform, state)]
+
+    def lifecycle(self, platform: str) -> Lifecycle:
+        """The life of a *platform* machine."""
+        return self.lifecycles[platform]
 
     @property
     def vmcore(self) -> CoreFormat:

@@ -12,11 +12,11 @@ from .arches import Arch
 from .devicetree import CellLayout
 from .kformat import PrintfFormat
 from .kscan import KSTRTOX, parse_scanf_format
+from .lifecycle import STATES, Lifecycle
 from .model import (
     CONDITIONS,
     INFO_VALUE_PATTERNS,
     STABILITIES,
-    STATES,
     AbiFile,
     ByteRange,
     CoreFormat,
@@ -30,10 +30,10 @@ from .model import (
 )
 from .tomlreader import TableReader
 
-KINDS = ("attribute", "property", "core")
+KINDS = ("attribute", "property", "core", "procfs")
 _REQUIRED = ("name", "path", "mode", "platforms", "present", "date", "kernel_version", "contact", "description")
 _ALLOWED = {*_REQUIRED, "group", "stability", "users", "read", "write", "errors", "quirks", "cells", "link_to",
-            "notes", "vmcoreinfo", "constants"}
+            "notes", "vmcoreinfo", "constants", "when", "directory"}
 
 
 def _read_format(r: TableReader, what: str) -> ReadFormat:
@@ -161,7 +161,19 @@ def _where(r: TableReader, platforms: dict[str, Platform]) -> tuple[tuple[str, .
     return plats, present
 
 
-def load_entry(r: TableReader, kind: str, platforms: dict[str, Platform], arches: dict[str, Arch]) -> AbiFile:
+def _when(r: TableReader, platforms: tuple[str, ...], lifecycles: dict[str, Lifecycle]) -> tuple[str, ...]:
+    literals = r.strings("when")
+    for i, lit in enumerate(literals):
+        var = lit.removeprefix("!")
+        for p in platforms:
+            if p in lifecycles and var not in lifecycles[p].variables:
+                raise r.fail(f"when[{i}]", f"{var!r} is not a variable of platform {p} "
+                             f"(known: {', '.join(lifecycles[p].variables)})")
+    return literals
+
+
+def load_entry(r: TableReader, kind: str, platforms: dict[str, Platform], arches: dict[str, Arch],
+               lifecycles: dict[str, Lifecycle]) -> AbiFile:
     """The :class:`AbiFile` an ``[[attribute]]``, ``[[property]]`` or ``[[core]]`` table describes."""
     r.check_keys(_ALLOWED)
     r.require(*_REQUIRED)
@@ -207,5 +219,7 @@ def load_entry(r: TableReader, kind: str, platforms: dict[str, Platform], arches
         quirks=_quirks(r),
         link_to=r.string("link_to", ""),
         constants=_constants(r),
-        documented=kind != "property",
+        when=_when(r, plats, lifecycles),
+        documented=kind in ("attribute", "core"),
+        directory=r.get("directory", bool, False),
     )

@@ -17,11 +17,13 @@ from typing import Any
 
 from .arches import Arch, prstatus_layout
 from .errors import SpecFileError
-from .model import STATES, Platform, Spec, SysfsEra
+from .lifecycle import STATES, Lifecycle, SetValue, Transition
+from .model import Platform, Spec, SysfsEra
 from .spec_entries import KINDS, load_entry
 from .tomlreader import TableReader, parse_toml
+from .versions import KernelVersion
 
-_TOP = {"platforms", "sysfs", "arches", "prstatus", *KINDS}
+_TOP = {"platforms", "sysfs", "arches", "prstatus", "lifecycle", "syscalls", *KINDS}
 
 
 def _reader(source: str, key: str, table: Any) -> TableReader:
@@ -96,6 +98,50 @@ def _arches(doc: TableReader) -> dict[str, Arch]:
     return out
 
 
+def _lifecycle(r: TableReader, platform: str) -> Lifecycle:
+    r.check_keys({"armed_by", "variables", "transitions"})
+    variables = {k: r.sub("variables").string(k) for k in r.sub("variables", required=True).table}
+    armed_by = r.string("armed_by", required=True)
+    if armed_by not in variables:
+        raise r.fail("armed_by", f"{armed_by!r} is not one of the variables ({', '.join(variables)})")
+    transitions: dict[str, Transition] = {}
+    for t in r.items("transitions"):
+        t.check_keys({"name", "trigger", "from", "when", "to", "set", "otherwise", "then"})
+        for i, lit in enumerate(t.strings("when")):
+            if lit.removeprefix("!") not in variables:
+                raise t.fail(f"when[{i}]", f"{lit!r} names no variable ({', '.join(variables)})")
+        sets = {}
+        for var, value in t.sub("set").table.items():
+            if var not in variables:
+                raise t.fail(f"set.{var}", f"no such variable ({', '.join(variables)})")
+            if isinstance(value, bool):
+                sets[var] = SetValue(value)
+            else:
+                since = t.sub("set").sub(var)
+                since.check_keys({"since"})
+                try:
+                    sets[var] = SetValue(since=KernelVersion.parse(since.string("since", required=True)))
+                except ValueError as exc:
+                    raise since.fail("since", str(exc)) from None
+        sources = t.strings("from") or STATES
+        for i, s in enumerate(sources):
+            if s not in STATES:
+                raise t.fail(f"from[{i}]", f"unknown state {s!r} (use {', '.join(STATES)})")
+        to = t.string("to", "")
+        if to and to not in STATES:
+            raise t.fail("to", f"unknown state {to!r} (use {', '.join(STATES)})")
+        name = t.string("name", required=True)
+        transitions[name] = Transition(name, t.string("trigger", required=True), sources, t.strings("when"), to, sets,
+                                       t.string("otherwise", ""), t.string("then", ""))
+    for t in transitions.values():
+        for link in (t.otherwise, t.then):
+            if link and link not in transitions:
+                raise r.fail("transitions", f"{t.name} leads to {link!r}, which is not a transition")
+    if "boot" not in transitions:
+        raise r.fail("transitions", "a platform's life needs a 'boot' transition")
+    return Lifecycle(platform, armed_by, variables, transitions)
+
+
 def load_spec_text(texts: list[tuple[str, str]], base: Spec | None = None) -> Spec:
     """Build a :class:`Spec` from ``(source name, TOML text)`` pairs.
 
@@ -111,20 +157,29 @@ def load_spec_text(texts: list[tuple[str, str]], base: Spec | None = None) -> Sp
         eras.update({name: _sysfs(doc.sub("sysfs").sub(name), name) for name in doc.get("sysfs", dict, {})})
         if "arches" in doc.table:
             arches.update(_arches(doc))
+    lifecycles: dict[str, Lifecycle] = dict(base.lifecycles) if base else {}
     for doc in docs:
         for name in doc.get("platforms", dict, {}):
             platforms[name] = _platform(doc.sub("platforms").sub(name), name, eras, arches)
+    for doc in docs:
+        for name in doc.get("lifecycle", dict, {}):
+            if name not in platforms:
+                raise doc.fail(f"lifecycle.{name}", f"unknown platform (known: {', '.join(platforms)})")
+            lifecycles[name] = _lifecycle(doc.sub("lifecycle").sub(name), name)
+    syscalls: dict[str, Any] = dict(base.syscalls) if base else {}
+    for doc in docs:
+        syscalls.update(doc.get("syscalls", dict, {}))
     files = list(base.files) if base else []
     for doc in docs:
         for kind in KINDS:
             if kind in doc.table and not isinstance(doc.table[kind], list):
                 raise doc.fail(kind, f"expected an array of tables ([[{kind}]]), got {type(doc.table[kind]).__name__}")
             for item in doc.items(kind):
-                new = load_entry(item, kind, platforms, arches)
+                new = load_entry(item, kind, platforms, arches, lifecycles)
                 if any(f.name == new.name for f in files):
                     raise item.fail("name", f"{new.name!r} is already defined")
                 files.append(new)
-    return Spec(platforms, tuple(files), arches)
+    return Spec(platforms, tuple(files), arches, lifecycles, syscalls)
 
 
 def builtin_texts() -> list[tuple[str, str]]:
