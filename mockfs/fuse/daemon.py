@@ -19,6 +19,7 @@ import select
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from abi_specs.errors import AbiError
 from mockfs.live import LiveMachine
 from mockfs.sandbox import syscalls
 from mockfs.sandbox.mountinfo import is_mount_point
-from mockfs.sandbox.processes import mount_namespace, start_time
+from mockfs.sandbox.processes import kill_and_wait, mount_namespace, start_time
 from mockfs.sandbox.records import read_record, write_record
 from mockfs.sandbox.runtime import subdir
 
@@ -60,12 +61,37 @@ def is_mounted(mountpoint: Path) -> bool:
     return is_mount_point(str(mountpoint.resolve()))
 
 
+def end_run_of(machine: LiveMachine, pid: int) -> None:
+    """The machine went down (under the process *pid*, 0 from outside): every process of its runs dies.
+
+    A run is everything in a runner's private mount namespace: the writer's,
+    and those of the runners that opened the machine's control file. A writer
+    in our own namespace (someone poking a plain ``abi-harness mount``) is not
+    a run: the crash is recorded and nobody is killed for it.
+    """
+    ours = mount_namespace("self")
+    namespaces = set(machine.run_namespaces)
+    if pid:
+        namespaces.add(mount_namespace(pid))
+    namespaces -= {None, ours}
+    if not namespaces:
+        return
+    victims = [int(p) for p in os.listdir("/proc") if p.isdigit() and mount_namespace(p) in namespaces]
+    kill_and_wait(victims)
+
+
 def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, faults: FaultPlan | None = None,
-          report: Path | None = None, on_ready: object = None) -> None:
-    """Serve *machine* at *mountpoint* until it is unmounted (blocks)."""
+          report: Path | None = None, on_ready: Callable[[], None] | None = None,
+          keep: Callable[[LiveMachine], None] | None = None, spare_groups: frozenset[int] = frozenset()) -> None:
+    """Serve *machine* at *mountpoint* until it is unmounted (blocks); *keep* persists its state after each change.
+
+    kill-after never kills a process group in *spare_groups* as a whole, only the reader.
+    """
     mfusepy = load_mfusepy()
     syscalls.keep_heap_memory()
-    fs = MockFS(machine, Trace(trace), faults, on_ready=on_ready)  # type: ignore[arg-type]
+    machine.on_change = keep
+    machine.on_crash = end_run_of
+    fs = MockFS(machine, Trace(trace), faults, on_ready=on_ready, spare_groups=spare_groups)
     options = {"foreground": True, "direct_io": True, "default_permissions": True, "fsname": "abi-harness",
                "subtype": "abi-harness"}
     if os.geteuid() == 0:
@@ -74,6 +100,8 @@ def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
         mfusepy.FUSE(fs, str(mountpoint), **options)
     finally:
         machine.finish()
+        if keep is not None:
+            keep(machine)
         fs.trace.record(os.getpid(), "", "summary", **machine.summary())
         fs.trace.close()
         if report is not None:
@@ -94,12 +122,13 @@ def check_mountpoint(mountpoint: Path) -> None:
 
 
 def _daemon(machine: LiveMachine, mountpoint: Path, trace: Path | None, faults: FaultPlan | None, report: Path | None,
-            log: Path, ready_w: int, parent: int | None) -> None:
+            log: Path, ready_w: int, parent: int | None, keep: Callable[[LiveMachine], None] | None) -> None:
     """Body of the forked daemon; never returns."""
     code = 0
     try:
         if parent is not None:
             syscalls.die_with_parent(parent)
+        owner_group = os.getpgrp()
         os.setsid()
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1):
@@ -111,7 +140,8 @@ def _daemon(machine: LiveMachine, mountpoint: Path, trace: Path | None, faults: 
             os.write(ready_w, b"1")
             os.close(ready_w)
 
-        serve(machine, mountpoint, trace, faults, report, on_ready=ready)
+        serve(machine, mountpoint, trace, faults, report, on_ready=ready, keep=keep,
+              spare_groups=frozenset({owner_group}))
     except BaseException as exc:  # report and leave: a daemon has no one to raise to
         print(f"abi-harness daemon: {exc}", file=sys.stderr)
         code = 1
@@ -121,7 +151,7 @@ def _daemon(machine: LiveMachine, mountpoint: Path, trace: Path | None, faults: 
 
 def mount(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, faults: FaultPlan | None = None,
           report: Path | None = None, timeout: float = 30.0, log: Path | None = None,
-          die_with_parent: bool = False) -> Mounted:
+          die_with_parent: bool = False, keep: Callable[[LiveMachine], None] | None = None) -> Mounted:
     """Fork a daemon serving *machine* at *mountpoint*; return once the mount answers.
 
     The daemon's diagnostics (libfuse's included) go to *log* (default: a file
@@ -137,7 +167,7 @@ def mount(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
     pid = os.fork()
     if pid == 0:
         os.close(ready_r)
-        _daemon(machine, mountpoint, trace, faults, report, log, ready_w, os.getppid() if die_with_parent else None)
+        _daemon(machine, mountpoint, trace, faults, report, log, ready_w, os.getppid() if die_with_parent else None, keep)
     os.close(ready_w)
     try:
         # The pipe says "1" once the FUSE handshake is done, or EOF when the daemon died first.

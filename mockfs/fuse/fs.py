@@ -1,17 +1,19 @@
 """The FUSE filesystem: a thin view of a :class:`~mockfs.live.LiveMachine`.
 
 The tree mirrors canonical paths (``sys/kernel/...``, ``proc/vmcore``,
-``proc/device-tree/rtas/...``) with the spec's modes, owner root. Attribute
-files report the size the machine's sysfs reports and are rendered fresh on
-every read (the mount uses ``direct_io``, so there is no page cache to go
-stale); writes go to the machine, and its errors reach the writer as the
-kernel's errno.
+``proc/device-tree/rtas/...``, ``proc/sys/...``) with the spec's modes, owner
+root. Attribute files report the size the machine's sysfs reports and are
+rendered fresh on every read (the mount uses ``direct_io``, so there is no page
+cache to go stale); writes go to the machine, and its errors reach the writer
+as the kernel's errno. A hidden control file (``.control``) carries the
+runner's questions about sealed system calls (:mod:`mockfs.live.life`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import signal
 import stat
@@ -21,6 +23,9 @@ from collections.abc import Callable
 
 from abi_specs import WriteRejected
 from mockfs.live import LiveMachine, Node
+from mockfs.live.life import handle
+from mockfs.live.machine import CONTROL
+from mockfs.sandbox.processes import mount_namespace
 
 from .faults import FaultPlan
 from .lib import load_mfusepy
@@ -29,8 +34,9 @@ from .trace import Trace
 mfusepy = load_mfusepy()
 FuseOSError = mfusepy.FuseOSError
 
-#: The file handle of an open /proc/vmcore (attribute files get 0): reads of it skip the lookup.
+#: File handles: attribute files get 0; these mark the two files whose reads bypass the lookup.
 VMCORE_FH = 1
+CONTROL_FH = 2
 
 
 class MockFS(mfusepy.Operations):
@@ -39,8 +45,11 @@ class MockFS(mfusepy.Operations):
     use_ns = True
 
     def __init__(self, machine: LiveMachine, trace: Trace | None = None, faults: FaultPlan | None = None,
-                 on_ready: Callable[[], None] | None = None) -> None:
+                 on_ready: Callable[[], None] | None = None, spare_groups: frozenset[int] = frozenset()) -> None:
         self.machine = machine
+        # kill-after kills the reader's process group, but never the group of whoever
+        # mounted us (a test calling the collector directly shares the test's group).
+        self._spare_groups = spare_groups | {os.getpgrp()}
         self._on_ready = on_ready
         self.trace = trace or Trace(None)
         self.faults = faults or FaultPlan()
@@ -48,6 +57,7 @@ class MockFS(mfusepy.Operations):
         self._read_total = 0
         self._kill_done = False  # kill-after fires once: a rerun must be able to finish
         self._lock = threading.Lock()
+        self._answers: dict[int, bytes] = {}  # control file: the last answer, by the asking pid
 
     def init(self, path: str) -> None:
         """The kernel completed the FUSE handshake: tell whoever waits for the mount."""
@@ -57,7 +67,7 @@ class MockFS(mfusepy.Operations):
     # -- helpers --------------------------------------------------------------------------
 
     def _node(self, path: str) -> Node:
-        node = self.machine.nodes().get(path.strip("/"))
+        node = self.machine.lookup(path)
         if node is None:
             raise FuseOSError(errno.ENOENT)
         return node
@@ -85,20 +95,15 @@ class MockFS(mfusepy.Operations):
         if node.kind == "link":
             return {"st_mode": stat.S_IFLNK | 0o777, "st_nlink": 1, "st_uid": 0, "st_gid": 0,
                     "st_size": len(node.target), **times}
-        size = self.machine.size_of(node.entry)
+        size = self.machine.size_of(node)
         return {"st_mode": stat.S_IFREG | node.mode, "st_nlink": 1, "st_uid": 0, "st_gid": 0, "st_size": size, **times}
 
     def readdir(self, path: str, fh: int) -> list[str]:
         self._log(path, "readdir", result=0)
-        prefix = path.strip("/")
-        nodes = self.machine.nodes()
-        if prefix not in nodes or nodes[prefix].kind != "dir":
+        names = self.machine.listdir(path)
+        if names is None:
             raise FuseOSError(errno.ENOTDIR)
-        depth = prefix.count("/") + 1 if prefix else 0
-        children = sorted(
-            p.split("/")[depth] for p in nodes if p and (not prefix or p.startswith(prefix + "/"))
-        )
-        return [".", "..", *dict.fromkeys(children)]
+        return [".", "..", *names]
 
     def readlink(self, path: str) -> str:
         node = self._node(path)
@@ -115,14 +120,17 @@ class MockFS(mfusepy.Operations):
         node = self._node(path)
         if node.kind != "file":
             raise FuseOSError(errno.EISDIR)
-        accmode = flags & os.O_ACCMODE
-        if node.entry.kind == "core":
+        if path.strip("/") == CONTROL:
+            # A runner asks about its program's calls: its namespace is a run of this machine.
+            self.machine.run_namespaces.add(mount_namespace(self._caller()))
+            return CONTROL_FH
+        if node.entry is not None and node.entry.kind == "core":
             try:
                 self.machine.open_vmcore()
             except WriteRejected as exc:
                 self._log(path, "open", result=-exc.errno, errno=errno.errorcode[exc.errno])
                 raise FuseOSError(exc.errno) from None
-            if accmode != os.O_RDONLY:
+            if flags & os.O_ACCMODE != os.O_RDONLY:
                 raise FuseOSError(errno.EACCES)
             self._log(path, "open", flags=flags, result=0)
             return VMCORE_FH
@@ -132,13 +140,15 @@ class MockFS(mfusepy.Operations):
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         if fh == VMCORE_FH:
             return self._read_vmcore(path, size, offset)
+        if fh == CONTROL_FH:
+            return self._answers.get(self._caller(), b"")[offset:offset + size]
         node = self._node(path)
-        if node.kind != "file":
+        if node.kind != "file" or node.entry is None:
             raise FuseOSError(errno.EISDIR)
         if node.entry.kind == "core":
             return self._read_vmcore(path, size, offset)
         try:
-            data = self.machine.read_file(node.entry)
+            data = self.machine.read_file(node.entry, node)
         except WriteRejected as exc:
             raise FuseOSError(exc.errno) from None
         out = data[offset:offset + size]
@@ -155,33 +165,61 @@ class MockFS(mfusepy.Operations):
                 raise FuseOSError(errno.EIO)
         if faults.short:
             size = min(size, faults.short)
-        data = self.machine.read_vmcore(offset, size)
+        try:
+            data = self.machine.read_vmcore(offset, size)
+        except WriteRejected as exc:
+            self._log(path, "read", offset=offset, length=size, result=-exc.errno, errno=errno.errorcode[exc.errno])
+            raise FuseOSError(exc.errno) from None
         self._log(path, "read", offset=offset, length=size, result=len(data))
         if faults.kill_after:
-            with self._lock:
-                self._read_total += len(data)
-                due = self._read_total >= faults.kill_after
-            pid = self._caller()
-            if due and not self._kill_done:
-                self._kill_done = True
-                self._log(path, "kill", fault="kill-after", bytes_read=self._read_total)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                raise FuseOSError(errno.EINTR)
+            self._maybe_kill(path, len(data))
         return data
 
+    def _maybe_kill(self, path: str, count: int) -> None:
+        """kill-after: once enough was read, kill the reader's whole command (its process group)."""
+        with self._lock:
+            self._read_total += count
+            due = self._read_total >= self.faults.kill_after and not self._kill_done
+            if due:
+                self._kill_done = True
+        if not due:
+            return
+        pid = self._caller()
+        self._log(path, "kill", fault="kill-after", bytes_read=self._read_total)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            group = os.getpgid(pid)
+            if group in self._spare_groups:
+                os.kill(pid, signal.SIGKILL)
+            else:
+                os.killpg(group, signal.SIGKILL)
+        raise FuseOSError(errno.EINTR)
+
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        if fh == CONTROL_FH:
+            return self._control(data)
         node = self._node(path)
-        if node.kind != "file" or node.entry.write is None:
+        if node.kind != "file" or node.entry is None or (node.entry.write is None and node.entry.name != "proc/sys"):
             raise FuseOSError(errno.EACCES)
         try:
-            count = self.machine.write_file(node.entry, data)
+            count = self.machine.write_file(node.entry, data, node, self._caller())
         except WriteRejected as exc:
             self._log(path, "write", offset=offset, length=len(data), data=data[:256].decode("latin-1"),
                       result=-exc.errno, errno=errno.errorcode[exc.errno])
             raise FuseOSError(exc.errno) from None
         self._log(path, "write", offset=offset, length=len(data), data=data[:256].decode("latin-1"), result=count)
         return count
+
+    def _control(self, data: bytes) -> int:
+        """A request of the runner: answered now, read back by the same process."""
+        try:
+            request = json.loads(data)
+        except ValueError:
+            raise FuseOSError(errno.EINVAL) from None
+        answer = handle(self.machine, request)
+        self._log("/" + CONTROL, "control", request=request.get("op"), answer={k: v for k, v in answer.items()
+                                                                               if k not in ("state", "summary")})
+        self._answers[self._caller()] = json.dumps(answer).encode()
+        return len(data)
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         # `echo 1 > file` truncates first; sysfs ignores that, and so do we.

@@ -4,17 +4,19 @@ The kernel refuses overlayfs on top of procfs, and a tmpfs full of bind mounts
 freezes ``/proc/self`` on whichever process built it. What this module serves
 instead is a one-level directory:
 
-* the root listing is read live from a bind mount of the real procfs, plus
-  ``vmcore`` and ``device-tree`` when the mock provides them;
-* every real entry (``1``, ``meminfo``, ``sys`` ...) is a symlink into that bind,
-  so everything below the first level is answered by the real procfs (and
-  magic links such as ``/proc/<pid>/fd/0`` keep working);
+* the root listing is read live from a bind mount of the real procfs, plus the
+  machine's entries (whatever the mock's ``proc`` directory holds: vmcore,
+  device-tree, sys, sysrq-trigger, iomem, cmdline, kcore);
+* every real entry (``1``, ``meminfo``...) is a symlink into that bind, so
+  everything below the first level is answered by the real procfs (and magic
+  links such as ``/proc/<pid>/fd/0`` keep working);
 * ``self`` and ``thread-self`` are symlinks computed per request from the pid
   that libfuse reports for the caller;
-* ``vmcore`` is a read-only regular file, mode 0400 and owned by root like the
-  kernel's, whose bytes are read from the mock's file (when the mock's file
-  already looks like that, :mod:`mockfs.sandbox.inside` binds it over this entry
-  instead, so the mock sees its readers directly);
+* each machine entry is a regular file or a directory, root's, with the mock's
+  mode (vmcore: the spec's), forwarding reads and writes to the mock's file;
+  the runner binds the mock's own entries over them, so that the mock's daemon
+  sees the callers directly. ``sys`` and ``sysrq-trigger`` are always there,
+  so that they can be sealed even for a mock without them;
 * ``device-tree`` is a symlink to the mock's directory, as the real one is a
   symlink into /sys/firmware.
 
@@ -33,6 +35,8 @@ from .lib import load_mfusepy
 
 # Names whose symlink target depends on who asks.
 _PER_CALLER = ("self", "thread-self")
+#: Entries that exist as bind targets whatever the mock holds: the runner seals them.
+ALWAYS = ("sys", "sysrq-trigger")
 _DIR_MODE = stat.S_IFDIR | 0o555
 _LINK_MODE = stat.S_IFLNK | 0o777
 
@@ -49,13 +53,17 @@ def _tgid_of(real_proc: str, tid: int) -> int:
     return tid
 
 
+def _enoent() -> OSError:
+    return OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+
+
 class ProcOverlay:
     """mfusepy operations for the /proc replacement described in the module docstring.
 
     ``real_proc`` is a directory where the real procfs is bind-mounted;
-    ``mock_proc`` is the mock's ``proc`` directory (it may lack either entry, or
-    not exist). ``caller_pid`` returns the pid of the process making the current
-    request; it defaults to mfusepy's ``fuse_get_context``.
+    ``mock_proc`` is the mock's ``proc`` directory (it may hold any of the
+    machine's entries, or not exist). ``caller_pid`` returns the pid of the
+    process making the current request; it defaults to mfusepy's ``fuse_get_context``.
     """
 
     use_ns = True  # timestamps in nanoseconds; also silences mfusepy's warning
@@ -70,12 +78,11 @@ class ProcOverlay:
         vmcore_mode: int = 0o400,
     ) -> None:
         self.real_proc = os.fspath(real_proc)
-        self.vmcore = os.path.join(os.fspath(mock_proc), "vmcore")
-        self.device_tree = os.path.join(os.fspath(mock_proc), "device-tree")
+        self.mock_proc = os.fspath(mock_proc)
         self._caller_pid = caller_pid
         self._on_ready = on_ready
         self._root_stat = os.stat(self.real_proc)
-        self._vmcore_mode = stat.S_IFREG | vmcore_mode  # the spec's mode of /proc/vmcore, whatever the mock says
+        self._vmcore_mode = vmcore_mode  # the spec's mode of /proc/vmcore, whatever the mock says
 
     # -- helpers -----------------------------------------------------------
 
@@ -84,25 +91,45 @@ class ProcOverlay:
             self._caller_pid = lambda: load_mfusepy().fuse_get_context()[2]
         return self._caller_pid()
 
-    def _mock_entries(self) -> dict[str, str]:
-        """The mock entries present right now (the mock may add or drop them)."""
-        found = {}
-        if os.path.isfile(self.vmcore):
-            found["vmcore"] = self.vmcore
-        if os.path.isdir(self.device_tree):
-            found["device-tree"] = self.device_tree
-        return found
+    def _mock(self, name: str) -> str:
+        return os.path.join(self.mock_proc, name)
+
+    def _mock_entries(self) -> list[str]:
+        """The machine's entries present right now (the mock may add or drop them)."""
+        try:
+            names = os.listdir(self.mock_proc)
+        except OSError:
+            names = []
+        return sorted(set(names) | {n for n in ALWAYS if os.path.lexists(os.path.join(self.real_proc, n))})
+
+    def _is_mock(self, name: str) -> bool:
+        if os.path.lexists(self._mock(name)):
+            return True
+        return name in ALWAYS and os.path.lexists(os.path.join(self.real_proc, name))
 
     @staticmethod
     def _name(path: str) -> str:
         name = path.lstrip("/")
         if not name or "/" in name:
             # Only the root is a directory here, so nothing deeper can exist.
-            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+            raise _enoent()
         return name
 
     def _times(self, st: os.stat_result) -> dict[str, int]:
         return {"st_atime": st.st_atime_ns, "st_mtime": st.st_mtime_ns, "st_ctime": st.st_ctime_ns}
+
+    def _entry_stat(self, name: str) -> dict[str, int]:
+        """A machine entry: a directory or a regular file, root's, with the mock's (or the real) mode."""
+        source = self._mock(name) if os.path.exists(self._mock(name)) else os.path.join(self.real_proc, name)
+        try:
+            st = os.stat(source)
+        except OSError:
+            raise _enoent() from None
+        mode = self._vmcore_mode if name == "vmcore" else stat.S_IMODE(st.st_mode)
+        kind = stat.S_IFDIR if stat.S_ISDIR(st.st_mode) else stat.S_IFREG
+        size = st.st_size if kind == stat.S_IFREG else 0
+        return {"st_mode": kind | mode, "st_nlink": 2 if kind == stat.S_IFDIR else 1, "st_uid": 0, "st_gid": 0,
+                "st_size": size, **self._times(st)}
 
     # -- FUSE operations -----------------------------------------------------
 
@@ -112,19 +139,15 @@ class ProcOverlay:
             self._on_ready()
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
-        """Attributes: a 0555 root, 0400 root-owned vmcore, symlinks for the rest."""
+        """Attributes: a 0555 root, the machine's entries as they are, symlinks for the rest."""
         if path == "/":
-            st = self._root_stat
-            return {"st_mode": _DIR_MODE, "st_nlink": 2, "st_uid": 0, "st_gid": 0, **self._times(st)}
+            return {"st_mode": _DIR_MODE, "st_nlink": 2, "st_uid": 0, "st_gid": 0, **self._times(self._root_stat)}
         name = self._name(path)
-        if name == "vmcore" and os.path.isfile(self.vmcore):
-            st = os.stat(self.vmcore)
-            # The kernel's /proc/vmcore is root's with the spec's mode, whatever the mock says.
-            return {"st_mode": self._vmcore_mode, "st_nlink": 1, "st_uid": 0, "st_gid": 0, "st_size": st.st_size,
-                    **self._times(st)}
+        if self._is_mock(name) and name != "device-tree":
+            return self._entry_stat(name)
         target = self.readlink(path)
-        st = self._root_stat
-        return {"st_mode": _LINK_MODE, "st_nlink": 1, "st_uid": 0, "st_gid": 0, "st_size": len(target), **self._times(st)}
+        return {"st_mode": _LINK_MODE, "st_nlink": 1, "st_uid": 0, "st_gid": 0, "st_size": len(target),
+                **self._times(self._root_stat)}
 
     def readlink(self, path: str) -> str:
         """Symlink targets: per-caller for self/thread-self, into the real procfs otherwise."""
@@ -133,12 +156,12 @@ class ProcOverlay:
             tid = self._pid()
             if tid <= 0:
                 # The caller lives in a pid namespace this daemon cannot see.
-                raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+                raise _enoent()
             tgid = _tgid_of(self.real_proc, tid)
             return str(tgid) if name == "self" else f"{tgid}/task/{tid}"
-        if name == "device-tree" and os.path.isdir(self.device_tree):
-            return self.device_tree
-        if name == "vmcore" and os.path.isfile(self.vmcore):
+        if name == "device-tree" and os.path.isdir(self._mock(name)):
+            return self._mock(name)
+        if self._is_mock(name):
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         target = f"{self.real_proc}/{name}"
         # lstat, not exists(): hidden thread ids resolve although unlisted, and
@@ -147,7 +170,7 @@ class ProcOverlay:
         return target
 
     def readdir(self, path: str, fh: int) -> Iterator[tuple[str, dict[str, int], int]]:
-        """The live root listing: the real procfs's entries and the mock's."""
+        """The live root listing: the real procfs's entries and the machine's."""
         if path != "/":
             raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
         yield ".", {"st_mode": _DIR_MODE}, 0
@@ -157,23 +180,31 @@ class ProcOverlay:
             if name not in mock:
                 yield name, {"st_mode": _LINK_MODE}, 0
         for name in mock:
-            yield name, {"st_mode": self._vmcore_mode if name == "vmcore" else _LINK_MODE}, 0
+            yield name, {"st_mode": _LINK_MODE if name == "device-tree" else stat.S_IFREG}, 0
 
     def open(self, path: str, flags: int) -> int:
-        """Only vmcore can be opened, and only for reading."""
-        if self._name(path) != "vmcore":
-            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
-        if flags & os.O_ACCMODE != os.O_RDONLY:
+        """A machine file opened through to the mock's (the modes are enforced by the kernel already)."""
+        name = self._name(path)
+        source = self._mock(name)
+        if not self._is_mock(name) or not os.path.isfile(source):
+            raise _enoent()
+        if name == "vmcore" and flags & os.O_ACCMODE != os.O_RDONLY:
             # Root passes the 0400 check in the kernel; the real vmcore has no write either.
             raise OSError(errno.EACCES, os.strerror(errno.EACCES))
-        return os.open(self.vmcore, os.O_RDONLY | os.O_CLOEXEC)
+        return os.open(source, (flags & os.O_ACCMODE) | os.O_CLOEXEC)
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-        """Bytes of the mock's vmcore, at any offset and size (direct_io passes the reader's)."""
+        """Bytes of the mock's file, at any offset and size (direct_io passes the reader's)."""
         return os.pread(fh, size, offset)
 
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        return os.pwrite(fh, data, offset)
+
+    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        return 0  # `echo c > file` truncates first; procfs files ignore it
+
     def release(self, path: str, fh: int) -> int:
-        """Close the mock file behind a vmcore handle."""
+        """Close the mock file behind a handle."""
         os.close(fh)
         return 0
 

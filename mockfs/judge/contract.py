@@ -38,10 +38,31 @@ class Judge:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.violations: list[Violation] = []
-        self.counts: dict[str, int] = {}
-        self.read_sources = IntervalSet()  # physical source bytes the collector read
-        self.requested = IntervalSet()  # ranges it asked to release (as written)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: a new dump is judged afresh."""
+        with self.lock:
+            self.violations: list[Violation] = []
+            self.counts: dict[str, int] = {}
+            self.read_sources = IntervalSet()  # physical source bytes the collector read
+            self.requested = IntervalSet()  # ranges it asked to release (as written)
+
+    def to_dict(self) -> dict[str, object]:
+        """What was seen so far, for a machine that lives across runs."""
+        with self.lock:
+            return {"read_sources": [list(r) for r in self.read_sources], "requested": [list(r) for r in self.requested],
+                    "violations": [v.as_dict() for v in self.violations], "counts": dict(self.counts)}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, object]) -> Judge:
+        judge = cls()
+        judge.read_sources = IntervalSet((int(a), int(b)) for a, b in doc.get("read_sources", []))  # type: ignore[attr-defined]
+        judge.requested = IntervalSet((int(a), int(b)) for a, b in doc.get("requested", []))  # type: ignore[attr-defined]
+        judge.violations = [Violation(v["kind"], v["message"], v.get("evidence", {}))  # type: ignore[index]
+                            for v in doc.get("violations", [])]  # type: ignore[attr-defined]
+        judge.counts = dict(doc.get("counts", {}))  # type: ignore[call-overload]
+        return judge
 
     def violate(self, kind: str, message: str, evidence: dict[str, object] | None = None) -> None:
         """Record a violation; repeats of a kind beyond MAX_PER_KIND are only counted."""
@@ -109,13 +130,13 @@ class Judge:
 
     # -- the end ------------------------------------------------------------------------
 
-    def phyp_held(self, areas: PhypAreas) -> None:
-        """At the end of a phyp run: reserved memory the collector never asked to release."""
-        with self.lock:
-            held = self.requested.gaps(areas.reserve_start, areas.reserve_end)
+    def phyp_held(self, areas: PhypAreas, freed: IntervalSet) -> None:
+        """At the end of a phyp run: reserved page frames the kernel still holds (never freed)."""
+        held = freed.gaps(areas.reserve_start, areas.reserve_end)
         if held:
+            frames = sum(-(-b // areas.page_size) - a // areas.page_size for a, b in held)
             self.violate("memory-held", "reserved memory was never released",
-                         {"first": held[0][0], "bytes": sum(b - a for a, b in held)})
+                         {"first": held[0][0], "bytes": sum(b - a for a, b in held), "frames": frames})
 
     def fadump_held(self) -> None:
         self.violate("memory-held", "release_mem was never written: the dump memory is still reserved")

@@ -30,15 +30,17 @@ def values_of(entry: AbiFile, fixture: Fixture, state: MachineState, phyp: PhypL
         return dict(zip(fields, phyp.pairs()))
     if name == "vmcoreinfo":
         return {"address": VMCOREINFO_ADDRESS, "size": fixture.page_size + VMCOREINFO_NOTE_EXTRA}
+    kernel = state.kernel
     simple: dict[str, int | str] = {
-        "phyp_dump_active": 1,
+        "phyp_dump_active": 1,  # exists only while registered, and says phyp_dump was on at boot
         "fadump/enabled": 1,
-        "fadump/registered": int(state.registered),
+        "fadump/registered": int(kernel["registered"]),
         "fadump/mem_reserved": fixture.fadump.reserve_size if fixture.fadump else 0,
         "fadump/hotplug_ready": 1,
         "fadump/bootargs_append": state.bootargs,
-        "kexec_crash_loaded": 0,  # the capture kernel has no crash kernel of its own
-        "kexec_crash_size": 0,
+        "kexec_loaded": int(kernel["loaded"]),
+        "kexec_crash_loaded": int(kernel["crash_loaded"]),
+        "kexec_crash_size": state.crash_size,
     }
     return {fields[0]: simple[name]}
 

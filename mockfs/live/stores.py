@@ -1,8 +1,10 @@
 """The store methods of a live machine's writable ABI files.
 
 Each store takes the values the spec's write format parsed and changes the
-machine as the kernel does; a refusal is the spec's error for a named
-condition (:meth:`abi_specs.AbiFile.refusal`), so the errno is never stated here.
+machine as the kernel does: through the spec's lifecycle where a write arms,
+disarms or releases (registered, release_mem, release_region), directly
+otherwise. A refusal is the spec's error for a named condition
+(:meth:`abi_specs.AbiFile.refusal`), so no errno is stated here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ if TYPE_CHECKING:
 
 Values = dict[str, int | str]
 
+#: What each SysRq key does to the machine (drivers/tty/sysrq.c); other keys change nothing here.
+SYSRQ_ACTIONS = {"c": "crash", "b": "reboot", "o": "reboot"}
+
 
 def check_state(machine: LiveMachine, entry: AbiFile, name: str) -> None:
     """Refusals that come before the value is even parsed, as the kernel checks them."""
@@ -26,9 +31,11 @@ def check_state(machine: LiveMachine, entry: AbiFile, name: str) -> None:
     if name == "fadump/release_mem" and not state.dump_active:
         machine.judge.released_twice()
         raise entry.refusal("no_dump_active", "no dump is active")
+    if name == "kexec_crash_size" and state.kernel["crash_loaded"]:
+        raise entry.refusal("crash_kernel_loaded", "a crash kernel is loaded: unload it first")
 
 
-def release_region(machine: LiveMachine, entry: AbiFile, values: Values) -> None:
+def release_region(machine: LiveMachine, entry: AbiFile, values: Values, writer: int) -> None:
     start, length = int(values["start"]), int(values["length"])
     areas = machine.areas
     assert areas is not None and machine.phyp is not None
@@ -42,35 +49,56 @@ def release_region(machine: LiveMachine, entry: AbiFile, values: Values) -> None
     last = min((effect.last_pfn + 1) * ps, areas.reserve_end)
     if effect.walks_off_memory:
         machine.judge.walks_off_memory(start, length, effect.last_pfn)
-    machine.memory.freed.add(first, last)
+    state.freed.add(first, last)
     if effect.reregistered:
-        state.phyp_dump_active = True
+        machine.fire("release", start=start, length=length)
     state.releases.append({"start": start, "length": length, "freed_start": first, "freed_end": last,
                            "pages": effect.pages, "reregistered": effect.reregistered})
 
 
-def release_mem(machine: LiveMachine, entry: AbiFile, values: Values) -> None:
+def release_mem(machine: LiveMachine, entry: AbiFile, values: Values, writer: int) -> None:
     fixture, state = machine.fixture, machine.state
     machine.judge.release_mem(fixture.ram_end)
-    state.vmcore_present = False
-    state.dump_active = False
+    machine.fire("release")
     if fixture.fadump:
-        machine.memory.freed.add(fixture.fadump.reserve_start, fixture.fadump.reserve_start + fixture.fadump.reserve_size)
-    machine.memory.freed.add(0, fixture.ram_end)
+        state.freed.add(fixture.fadump.reserve_start, fixture.fadump.reserve_start + fixture.fadump.reserve_size)
+    state.freed.add(0, fixture.ram_end)
     state.releases.append({"release_mem": 1})
 
 
-def registered(machine: LiveMachine, entry: AbiFile, values: Values) -> None:
-    machine.state.registered = bool(values["registered"])
+def registered(machine: LiveMachine, entry: AbiFile, values: Values, writer: int) -> None:
+    # Writing 1 while registered unregisters first and registers again: one "register" here.
+    machine.fire("register" if values["registered"] else "unregister")
 
 
-def bootargs_append(machine: LiveMachine, entry: AbiFile, values: Values) -> None:
+def bootargs_append(machine: LiveMachine, entry: AbiFile, values: Values, writer: int) -> None:
     machine.state.bootargs = str(values["params"])
 
 
-def kexec_crash_size(machine: LiveMachine, entry: AbiFile, values: Values) -> None:
-    if int(values["bytes"]) > 0:  # the capture kernel reserved nothing: it can only stay 0
-        raise entry.refusal("larger_than_current", "larger than the current size (0)")
+def kexec_crash_size(machine: LiveMachine, entry: AbiFile, values: Values, writer: int) -> None:
+    """crash_shrink_memory(): only shrinks, in whole pages; the size rounded up first."""
+    state = machine.state
+    align = machine.page_size
+    new = -(-int(values["bytes"]) // align) * align & ((1 << 64) - 1)  # roundup wraps like unsigned long
+    if new > state.crash_size:
+        raise entry.refusal("larger_than_current", f"larger than the current size ({state.crash_size})")
+    if new < state.crash_size:
+        state.event("crash-shrink", before=state.crash_size, after=new)
+        state.crash_size = new
+
+
+def sysrq_trigger(machine: LiveMachine, entry: AbiFile, values: Values, writer: int) -> None:
+    """The SysRq key (or keys, after a leading ``_``): c crashes the machine, b and o reboot it."""
+    text = str(values["keys"])
+    keys = text[1:] if text.startswith("_") else text[:1]
+    for key in keys:
+        action = SYSRQ_ACTIONS.get(key)
+        machine.state.event("sysrq", key=key, pid=writer)
+        if action:
+            machine.fire(action, by=f"sysrq {key}")
+            if machine.on_crash is not None:
+                machine.on_crash(machine, writer)  # the machine is down: every process of the run dies
+            return
 
 
 #: The store method behind each writable file (by its own name, or the name its link points to).
@@ -80,4 +108,5 @@ STORES = {
     "fadump/registered": registered,
     "fadump/bootargs_append": bootargs_append,
     "kexec_crash_size": kexec_crash_size,
+    "proc/sysrq-trigger": sysrq_trigger,
 }

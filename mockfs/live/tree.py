@@ -31,5 +31,6 @@ def build_tree(files: Iterable[AbiFile]) -> dict[str, Node]:
         parts = path.split("/")
         for i in range(1, len(parts)):
             tree.setdefault("/".join(parts[:i]), Node("dir", 0o755))
-        tree[path] = Node("link", 0o777, f, f.link_to) if f.link_to else Node("file", f.mode, f)
+        kind = "link" if f.link_to else "dir" if f.directory else "file"
+        tree[path] = Node(kind, 0o777 if f.link_to else f.mode, f, f.link_to)
     return tree

@@ -31,7 +31,7 @@ FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
 
 _TOP_KEYS = {
     "format", "name", "description", "platform", "arch", "page_size", "osrelease", "seed",
-    "hostname", "crashtime", "ram", "cpus", "log", "pages", "overlays", "phyp", "fadump",
+    "hostname", "crashtime", "ram", "cpus", "log", "pages", "overlays", "phyp", "fadump", "kdump",
 }  # fmt: skip
 _DMESG_RE = re.compile(r"^\[\s*(\d+)\.(\d{6})\] ?(.*)$")
 
@@ -123,6 +123,16 @@ def _dump_sections(doc: TableReader) -> tuple[PhypDump | None, Fadump | None]:
     return phyp, fadump
 
 
+def _crashkernel(doc: TableReader) -> tuple[int, int] | None:
+    if "kdump" not in doc.table:
+        return None
+    kt = doc.sub("kdump")
+    kt.check_keys({"crashkernel"})
+    ck = kt.sub("crashkernel", required=True)
+    ck.check_keys({"start", "size"})
+    return (ck.size("start", required=True), ck.size("size", required=True))
+
+
 def parse_fixture(raw: dict[str, Any], source: str = "<fixture>", base: Path | None = None) -> Fixture:
     """Build and validate a Fixture from a parsed manifest *raw*."""
     doc = TableReader(source, "", raw, FixtureError)
@@ -150,6 +160,7 @@ def parse_fixture(raw: dict[str, Any], source: str = "<fixture>", base: Path | N
         crashtime=doc.size("crashtime", 1700000000),
         phyp=phyp,
         fadump=fadump,
+        crashkernel=_crashkernel(doc),
         **_pages(doc),  # type: ignore[arg-type]
     )
     return fixture.validate(source)
@@ -201,6 +212,8 @@ def fixture_to_doc(fx: Fixture) -> dict[str, Any]:
             "hpte_size": fx.phyp.hpte_size,
             "reserve_bootvar": fx.phyp.reserve_bootvar,
         }
+    if fx.crashkernel:
+        doc["kdump"] = {"crashkernel": {"start": fx.crashkernel[0], "size": fx.crashkernel[1]}}
     if fx.fadump:
         doc["fadump"] = {
             "boot_memory_size": fx.fadump.boot_memory_size,

@@ -128,6 +128,7 @@ class Fixture:
     crashtime: int = 1700000000
     phyp: PhypDump | None = None
     fadump: Fadump | None = None
+    crashkernel: tuple[int, int] | None = None  # kdump: (start, size) of the crashkernel= reservation
 
     def __post_init__(self) -> None:
         # Accept lists from hand-written code; store tuples so the fixture stays frozen.
@@ -136,6 +137,8 @@ class Fixture:
             if not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
         object.__setattr__(self, "ram", tuple((int(s), int(z)) for s, z in self.ram))
+        if self.crashkernel is not None:
+            object.__setattr__(self, "crashkernel", (int(self.crashkernel[0]), int(self.crashkernel[1])))
         if self.page_size == 0 and self.arch in builtin_spec().arches:
             object.__setattr__(self, "page_size", builtin_spec().arches[self.arch].page_size)
 

@@ -128,8 +128,22 @@ def _dump_areas(c: _Check) -> None:
             c.fail("fadump.reserve_start", "reserved area overlaps boot memory")
 
 
+def _crashkernel(c: _Check) -> None:
+    fx = c.fx
+    if fx.crashkernel is None:
+        return
+    if fx.platform != "kdump":
+        c.fail("kdump.crashkernel", f"a crashkernel= reservation belongs to kdump machines, not {fx.platform}")
+    start, size = fx.crashkernel
+    if size <= 0 or start % fx.page_size or size % fx.page_size:
+        c.fail("kdump.crashkernel", f"{start:#x}+{size:#x} is not a page-aligned range")
+    # The capture kernel's view of RAM leaves the crashkernel area out: it is not the crashed kernel's memory.
+    if any(s < start + size and start < s + z for s, z in fx.ram):
+        c.fail("kdump.crashkernel", f"{start:#x}+{size:#x} overlaps the crashed kernel's RAM")
+
+
 def check_fixture(fx: Fixture, source: str) -> None:
     """Raise FixtureError (naming *source*, the key and the problem) on the first broken rule."""
     c = _Check(fx, source)
-    for rules in (_identity, _ram, _cpus, _log, _memory, _dump_areas):
+    for rules in (_identity, _ram, _cpus, _log, _memory, _dump_areas, _crashkernel):
         rules(c)
