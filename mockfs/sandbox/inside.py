@@ -1,8 +1,13 @@
 """The runner of :mod:`mockfs.sandbox.namespace`: the part that lives inside the namespace.
 
 :func:`mockfs.sandbox.namespace.run_in_namespace` starts a fresh ``python -I -S``
-interpreter that calls :func:`runner_main`; it lays the mock over the canonical
-paths, runs the program and tears everything down (see that module's docstring).
+interpreter that calls :func:`runner_main`. In private mount and UTS
+namespaces it builds the sealed root (:mod:`.rootfs`): an overlay over the
+host's root, a read-only /sys with the mock's /sys/kernel files, the /proc
+overlay with the machine's /proc files, the output and extra binds; pivots
+into it; runs the program under the syscall seal (:mod:`.seal`), answering its
+sealed calls from the machine; and tears everything down. When a seal cannot
+be set up, it refuses to run the program and says which seal.
 Like the rest of the runner's code it sticks to builtin modules, for a fast start.
 """
 
@@ -11,33 +16,37 @@ from __future__ import annotations
 import errno
 import marshal
 import os
+import select
 import signal
 import sys
 
+from mockfs.sandbox import rootfs
 from mockfs.sandbox.processes import kill_and_wait, mount_namespace, namespace_members, start_time
 from mockfs.sandbox.records import write_record
+from mockfs.sandbox.rootfs import SetupError
 from mockfs.sandbox.syscalls import (
     CLONE_NEWNS,
     CLONE_NEWUSER,
+    CLONE_NEWUTS,
     MS_BIND,
     MS_NODEV,
-    MS_NOEXEC,
     MS_NOSUID,
     MS_PRIVATE,
     MS_REC,
     die_with_parent,
-    make_readonly_recursive,
     mount,
-    umount_lazy,
+    sethostname,
     unshare,
 )
 
 # Exit code of a runner that could not even report through its status pipe (as the caller knows it).
 RUNNER_FAILED = 125
+#: The machine's /proc entries the runner binds over the overlay's names.
+PROC_ENTRIES = ("vmcore", "sys", "sysrq-trigger", "iomem", "cmdline", "kcore")
 
-
-class SetupError(Exception):
-    """The namespace could not be set up; the caller reports it as a SetupError."""
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 class _suppress:
@@ -57,14 +66,6 @@ def _die_with_parent(expected_parent: int) -> None:
     die_with_parent(expected_parent, RUNNER_FAILED)
 
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any, NoReturn
-
-# ---------------------------------------------------------------------------
-# The runner: inside the namespace, in a fresh single-threaded interpreter
-
-
 class _Runner:
     """Sets up the namespace for one run, runs the program and tears down."""
 
@@ -72,39 +73,47 @@ class _Runner:
         self.spec = spec
         self.mock: str = spec["mock"]
         self.stage = os.path.join(spec["runtime"], "stage")
+        self.newroot = os.path.join(spec["runtime"], "newroot")
         self.real_proc = os.path.join(self.stage, "proc")
         self.status_fd: int = spec["status_fd"]
         self.record = os.path.join(spec["runtime"], "runs", f"{os.getpid()}.run")
+        self.runs_fd = -1  # the host's runs directory, still reachable after the pivot into the overlay
         self.daemon: int | None = None
         self.ready_fd: int | None = None
         self.mntns: int | None = None
+        self.control_fd = -1
+        self.proc_fd = -1
+        self.events: list[str] = []
+        self.down = False  # the machine went down (reboot): the run ends
 
     def report(self, key: str, value: object) -> None:
         with _suppress(OSError):
             os.write(self.status_fd, f"{key} {value}".replace("\n", " ").encode() + b"\n")
 
-    # -- namespace --------------------------------------------------------
+    # -- namespaces -------------------------------------------------------
 
     def enter_namespace(self) -> None:
+        flags = CLONE_NEWNS | CLONE_NEWUTS
         if os.geteuid() == 0:
             try:
-                unshare(CLONE_NEWNS)
+                unshare(flags)
             except OSError as exc:
-                raise SetupError(
-                    f"cannot create a mount namespace (unshare(CLONE_NEWNS): {exc.strerror}); CAP_SYS_ADMIN is needed"
-                ) from None
+                raise SetupError(f"cannot create the run's namespaces (unshare: {exc.strerror}); "
+                                 "CAP_SYS_ADMIN is needed") from None
         else:
-            self.enter_user_namespace()
+            self.enter_user_namespace(flags)
         # Nothing we mount may propagate back to the host.
         mount(None, "/", None, MS_REC | MS_PRIVATE)
         self.mntns = mount_namespace("self")
+        with _suppress(OSError):
+            sethostname(self.spec.get("hostname") or "abi-harness")
 
     @staticmethod
-    def enter_user_namespace() -> None:
-        """Rootless mode: the equivalent of ``unshare --user --map-root-user --mount``."""
+    def enter_user_namespace(flags: int) -> None:
+        """Rootless mode: the equivalent of ``unshare --user --map-root-user --mount --uts``."""
         uid, gid = os.geteuid(), os.getegid()
         try:
-            unshare(CLONE_NEWUSER | CLONE_NEWNS)
+            unshare(CLONE_NEWUSER | flags)
         except OSError as exc:
             raise SetupError(
                 f"rootless mode needs unprivileged user namespaces, but unshare(CLONE_NEWUSER) failed: {exc.strerror} "
@@ -117,6 +126,7 @@ class _Runner:
 
     def write_record(self) -> None:
         """Leave a note for cleanup(), written before anything can need cleaning."""
+        self.runs_fd = os.open(os.path.dirname(self.record), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         write_record(self.record, {
             "pid": os.getpid(),
             "start": start_time(os.getpid()),
@@ -127,198 +137,216 @@ class _Runner:
             "argv": self.spec["argv"],
         })
 
-    # -- mounts -----------------------------------------------------------
+    # -- the sealed root -----------------------------------------------------
 
     def mount_stage(self) -> None:
         # A private tmpfs: scratch space invisible to the host, and the marker by
         # which cleanup() recognises this run's namespace.
         mount("abi-harness", self.stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m")
-
-    def needs_proc(self) -> bool:
-        proc = os.path.join(self.mock, "proc")
-        return os.path.isfile(os.path.join(proc, "vmcore")) or os.path.isdir(os.path.join(proc, "device-tree"))
+        os.mkdir(self.real_proc)
+        mount("/proc", self.real_proc, None, MS_BIND | MS_REC)
+        self.proc_fd = os.open(self.real_proc, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def start_proc_daemon(self) -> None:
         """Fork the /proc FUSE daemon; it imports mfusepy while we set up the rest."""
-        os.mkdir(self.real_proc)
-        mount("/proc", self.real_proc, None, MS_BIND | MS_REC)
         ready_r, ready_w = os.pipe()
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.close(ready_r)
             os.close(self.status_fd)
-            _daemon_main(parent, ready_w, self.real_proc, os.path.join(self.mock, "proc"), self.spec)
+            _daemon_main(parent, ready_w, self.real_proc, os.path.join(self.mock, "proc"), self.newroot + "/proc",
+                         self.spec)
         os.close(ready_w)
         self.daemon, self.ready_fd = pid, ready_r
 
-    def wait_proc_daemon(self, deadline: float = 20.0) -> None:
-        import select
-
+    def wait_proc_daemon(self, deadline: float = 60.0) -> None:
         assert self.ready_fd is not None
         try:
             readable, _, _ = select.select([self.ready_fd], [], [], deadline)
             if not readable or os.read(self.ready_fd, 1) != b"1":
-                raise SetupError("the /proc FUSE daemon did not come up (see its messages on stderr)")
+                raise SetupError("cannot seal /proc: its FUSE daemon did not come up (see its messages on stderr)")
         finally:
             os.close(self.ready_fd)
 
-    def bind_exact_vmcore(self) -> None:
-        """Put the mock's vmcore itself at /proc/vmcore when it already looks like the kernel's.
-
-        A bind lets reads go straight to the mock's daemon, which then sees the
-        reader's own pid (and skips a second FUSE hop); the /proc daemon keeps
-        serving vmcore only when the mock's mode or owner would betray it.
-        """
-        vmcore = os.path.join(self.mock, "proc", "vmcore")
-        try:
-            st = os.stat(vmcore)
-        except OSError:
-            return
-        if (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (self.spec["vmcore_mode"], 0, 0) and os.path.isfile(vmcore):
-            mount(vmcore, "/proc/vmcore", None, MS_BIND)
-
-    @staticmethod
-    def graft(source: str, target: str) -> None:
-        """Make ``target`` show ``source``: a bind for files and directories, a copy for symlinks."""
-        if os.path.islink(source):
-            os.symlink(os.readlink(source), target)
-        elif os.path.isdir(source):
-            os.mkdir(target)
-            mount(source, target, None, MS_BIND | MS_REC)
-        else:
-            os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-            mount(source, target, None, MS_BIND)
-
-    def mount_sys_kernel(self) -> None:
-        mock = os.path.join(self.mock, "sys", "kernel")
-        if not os.path.isdir(mock):
-            return
-        saved = os.path.join(self.stage, "sys-kernel")
-        os.mkdir(saved)
-        mount("/sys/kernel", saved, None, MS_BIND | MS_REC)
-        # Read-only before copying: the binds below inherit it, so the program
-        # under test cannot write to the host kernel through real /sys/kernel files.
-        with _suppress(OSError):  # before Linux 5.12: real entries stay writable, as on the host
-            make_readonly_recursive(saved)
-        mount("sysfs-mock", "/sys/kernel", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
-        self.merge(saved, mock, "/sys/kernel")
-        umount_lazy(saved)
-
-    def merge(self, real: str, mock: str, target: str) -> None:
-        """Fill the empty tmpfs directory ``target`` with the union of ``real`` and ``mock``.
-
-        A directory both sides have is merged one level down (its files from the
-        mock, the rest real); any other clash goes to the mock. Files created
-        later in a merged directory land on the tmpfs, elsewhere in the mock.
-        """
-        mock_names = os.listdir(mock)
-        for name in os.listdir(real):
-            if name not in mock_names:
-                self.graft(os.path.join(real, name), os.path.join(target, name))
-        for name in mock_names:
-            real_entry, mock_entry, here = os.path.join(real, name), os.path.join(mock, name), os.path.join(target, name)
-            if _is_plain_dir(real_entry) and _is_plain_dir(mock_entry):
-                os.mkdir(here)
-                self.merge(real_entry, mock_entry, here)
-            else:
-                self.graft(mock_entry, here)
-
-    def mount_extra_binds(self) -> None:
-        sys_kernel_is_tmpfs = os.path.isdir(os.path.join(self.mock, "sys", "kernel"))
+    def build_root(self) -> None:
+        """Everything the program will see, under newroot (see :mod:`.rootfs`)."""
+        root = self.newroot
+        rootfs.overlay_root(root, os.path.join(self.spec["rootfs"], "upper"), os.path.join(self.spec["rootfs"], "work"))
+        self.start_proc_daemon()
+        rootfs.seal_dev(root)
+        rootfs.seal_sys(root)
+        mock_sys_kernel = os.path.join(self.mock, "sys", "kernel")
+        if os.path.isdir(mock_sys_kernel):
+            rootfs.merge_sys_kernel(root, mock_sys_kernel)
+        rootfs.bind_into(root, self.stage)  # the cleanup marker, the real /proc, where device-tree links point
+        rootfs.bind_into(root, self.mock)
+        control = os.path.join(self.mock, ".control")
+        if os.path.exists(control):
+            self.control_fd = os.open(control, os.O_RDWR | os.O_CLOEXEC)
         for target, source in self.spec["binds"].items():
             if target == "/proc" or target.startswith("/proc/"):
                 raise SetupError(f"extra_binds target {target} is under /proc, which is not supported")
-            if not os.path.lexists(target):
-                if not (sys_kernel_is_tmpfs and target.startswith("/sys/kernel/")):
-                    raise SetupError(f"extra_binds target {target} does not exist (the host is not changed to create it)")
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                if os.path.isdir(source):
-                    os.mkdir(target)
-                else:
-                    os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-            mount(source, target, None, MS_BIND | (MS_REC if os.path.isdir(source) else 0))
+            if not os.path.isdir(root + os.path.dirname(target)):
+                raise SetupError(f"extra_binds target {target}: {os.path.dirname(target)} does not exist")
+            rootfs.bind_into(root, source, target, recursive=os.path.isdir(source))
+        self.wait_proc_daemon()
+        rootfs.bind_proc_entries(root, os.path.join(self.mock, "proc"), self.real_proc, PROC_ENTRIES,
+                                 self.spec["vmcore_mode"])
+        rootfs.pivot(root)
 
     # -- the program --------------------------------------------------------
 
     def run_program(self) -> int:
+
         argv, cwd = self.spec["argv"], self.spec["cwd"]
         env = dict(os.environ)  # exactly what the caller gave Popen
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        fd_r, fd_w = os.pipe2(os.O_CLOEXEC)
+        go_r, go_w = os.pipe2(os.O_CLOEXEC)
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            try:
-                os.close(err_r)
-                _die_with_parent(parent)
-                # Python ignores SIGPIPE and SIGXFSZ; the program expects the defaults.
-                for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-                    signal.signal(sig, signal.SIG_DFL)
-                step = "cwd"
-                if cwd is not None:
-                    os.chdir(cwd)
-                step = "exec"
-                os.execvpe(argv[0], argv, env)
-            except OSError as exc:
-                os.write(err_w, f"{exc.errno or errno.ENOEXEC} {step}".encode())
-            finally:
-                os._exit(127)
-        os.close(err_w)
-        # Terminal signals reach the program too (same process group): leave them
-        # to it. A polite SIGTERM/SIGHUP sent to us alone is passed on.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, lambda signum, _frame: os.kill(pid, signum))
-        failure = os.read(err_r, 64).decode()  # empty once exec has closed the pipe
+            _child(parent, argv, cwd, env, bytes.fromhex(self.spec["seal"]), err_w, fd_w, go_r)
+        for fd in (err_w, fd_w, go_r):
+            os.close(fd)
+        # The program is a process group of its own (a kill-after fault kills the group);
+        # terminal signals sent to us are passed on to it.
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda signum, _frame: _signal_group(pid, signum))
+        listener = self.take_listener(pid, fd_r, go_w)
+        failure = os.read(err_r, 64).decode() if listener >= 0 else "1 seal"  # empty once exec closed the pipe
         os.close(err_r)
-        _, status = os.waitpid(pid, 0)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)  # the pid may be reused from now on
+        status = self.supervise(pid, listener) if not failure else os.waitpid(pid, 0)[1]
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # the pid may be reused from now on
+        for event in self.events:
+            self.report("event", event)
         if failure:
+            code, _, step = failure.partition(" ")
+            if step == "seal":
+                raise SetupError("cannot seal the program's system calls (seccomp user notification is needed)")
             self.report("exec_errno", failure)
             return 127
+        if self.down:
+            self.report("machine", "down")
         code = os.waitstatus_to_exitcode(status)
         return 128 - code if code < 0 else code
 
-    def teardown(self) -> None:
-        """Kill stragglers of the program, then the daemon; the namespace dies with us."""
-        proc = self.real_proc if self.daemon is not None else "/proc"
+    @staticmethod
+    def take_listener(pid: int, fd_r: int, go_w: int) -> int:
+        """Copy the program's seccomp listener (it cannot keep it); -1 when it could not seal itself."""
+        from mockfs.sandbox.seal import take_fd
+
+        raw = os.read(fd_r, 16)
+        os.close(fd_r)
+        listener = -1
+        if raw:
+            pidfd = os.pidfd_open(pid)
+            try:
+                listener = take_fd(pidfd, int(raw))
+            finally:
+                os.close(pidfd)
+        os.write(go_w, b"1" if listener >= 0 else b"0")
+        os.close(go_w)
+        return listener
+
+    def supervise(self, pid: int, listener: int) -> int:
+        """Answer the program's sealed calls until it exits; returns its wait status."""
+        from mockfs.sandbox.seal import receive
+
+        names = {nr: name for name, nr in self.spec["numbers"].items()}
+        pidfd = os.pidfd_open(pid)
+        try:
+            while True:
+                ready, _, _ = select.select([listener, pidfd], [], [])
+                if listener in ready:
+                    note = receive(listener, names)
+                    if note is not None:
+                        self.answer(note)
+                if pidfd in ready:
+                    return os.waitpid(pid, 0)[1]
+        finally:
+            os.close(pidfd)
+            os.close(listener)
+
+    def answer(self, note: Any) -> None:
+        from mockfs.sandbox.sealed_calls import answer
+
+        if answer(note, self.control_fd, self.proc_fd, self.events):
+            self.down = True
+            self.kill_program()
+
+    def kill_program(self) -> None:
+        """The machine went down: every process of the run but us and the /proc daemon dies."""
         spare = (os.getpid(), self.daemon)
-        # Rounds, waiting for each to die: a straggler may fork while we look.
-        for _ in range(5 if self.mntns is not None else 0):
-            left = [pid for pid in namespace_members(self.stage, self.mntns, proc) if pid not in spare]
+        for _ in range(5):
+            left = [p for p in namespace_members(self.stage, self.mntns, self.real_proc) if p not in spare]
             if not left:
                 break
-            kill_and_wait(left, proc=proc)
+            kill_and_wait(left, proc=self.real_proc)
+
+    def teardown(self) -> None:
+        """Kill stragglers of the program, then the daemon; the namespace dies with us."""
+        if self.mntns is not None and os.path.isdir(self.real_proc):
+            self.kill_program()
         if self.daemon is not None:
             os.kill(self.daemon, signal.SIGKILL)
             os.waitpid(self.daemon, 0)
-        with _suppress(FileNotFoundError):
-            os.unlink(self.record)
+        if self.runs_fd >= 0:  # by descriptor: the path now names the overlay's copy
+            with _suppress(FileNotFoundError):
+                os.unlink(os.path.basename(self.record), dir_fd=self.runs_fd)
 
     def run(self) -> int:
         self.enter_namespace()
         self.write_record()
         try:
             self.mount_stage()
-            if self.needs_proc():
-                self.start_proc_daemon()
-            self.mount_sys_kernel()
-            self.mount_extra_binds()
-            if self.daemon is not None:
-                self.wait_proc_daemon()
-                self.bind_exact_vmcore()
+            self.build_root()
             return self.run_program()
         finally:
             self.teardown()
 
 
-def _is_plain_dir(path: str) -> bool:
-    return os.path.isdir(path) and not os.path.islink(path)
+def _signal_group(pid: int, signum: int) -> None:
+    with _suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
 
 
-def _daemon_main(parent: int, ready_w: int, real_proc: str, mock_proc: str, spec: dict[str, Any]) -> NoReturn:
+def _child(parent: int, argv: list[str], cwd: str | None, env: dict[str, str], program: bytes, err_w: int, fd_w: int,
+           go_r: int) -> NoReturn:
+    """The program's side of the fork: seal itself, hand over the listener, exec."""
+    step = "seal"
+    try:
+        _die_with_parent(parent)
+        os.setpgid(0, 0)
+        # Python ignores SIGPIPE and SIGXFSZ; the program expects the defaults.
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
+        from mockfs.sandbox.seal import install
+
+        listener = install(program)
+        os.write(fd_w, str(listener).encode())
+        os.close(fd_w)
+        if os.read(go_r, 1) != b"1":
+            os._exit(126)
+        os.close(listener)  # the sealed program must not hold its own listener
+        step = "cwd"
+        if cwd is not None:
+            os.chdir(cwd)
+        step = "exec"
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        if step == "seal":
+            with _suppress(OSError):
+                os.close(fd_w)
+        os.write(err_w, f"{exc.errno or errno.ENOEXEC} {step}".encode())
+    finally:
+        os._exit(127)
+
+
+def _daemon_main(parent: int, ready_w: int, real_proc: str, mock_proc: str, mountpoint: str,
+                 spec: dict[str, Any]) -> NoReturn:
     """Body of the forked /proc daemon; never returns."""
     code = 1
     try:
@@ -340,7 +368,7 @@ def _daemon_main(parent: int, ready_w: int, real_proc: str, mock_proc: str, spec
 
         from mockfs.fuse import procfs
 
-        procfs.serve(real_proc, mock_proc, "/proc", on_ready=ready, vmcore_mode=spec["vmcore_mode"])
+        procfs.serve(real_proc, mock_proc, mountpoint, on_ready=ready, vmcore_mode=spec["vmcore_mode"])
         code = 0
     except BaseException as exc:
         print(f"abi-harness /proc daemon: {exc!r}", file=sys.stderr)
@@ -365,5 +393,3 @@ def runner_main(spec_hex: str) -> NoReturn:
         runner.report("error", f"namespace set-up failed: {exc}")
     finally:
         os._exit(code)
-
-

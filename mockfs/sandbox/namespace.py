@@ -79,6 +79,20 @@ def _boot_paths() -> tuple[str, ...]:
     return _BOOT_PATHS
 
 
+def _seal_spec() -> dict[str, Any]:
+    """The seccomp program and the syscall numbers the runner seals with (built here: the runner loads no spec)."""
+    from abi_specs.kexec import syscall_numbers
+
+    from .seal import build_filter
+
+    machine = os.uname().machine
+    try:
+        numbers = syscall_numbers(machine)
+    except KeyError:
+        raise NamespaceError(f"cannot seal system calls on {machine}: the spec has no syscall numbers for it") from None
+    return {"seal": build_filter(numbers).hex(), "numbers": numbers}
+
+
 def _vmcore_mode() -> int:
     """The spec's mode of /proc/vmcore, handed to the runner (which must not load the spec itself)."""
     from abi_specs import builtin_spec
@@ -86,8 +100,8 @@ def _vmcore_mode() -> int:
     return builtin_spec().get("vmcore").mode
 
 
-def _read_status(fd: int) -> dict[str, str]:
-    """The runner's reports: one ``key value`` line each, the last of a key wins."""
+def _read_status(fd: int) -> dict[str, Any]:
+    """The runner's reports: one ``key value`` line each, the last of a key wins; every ``event`` is kept."""
     os.set_blocking(fd, False)
     chunks = []
     try:
@@ -95,11 +109,14 @@ def _read_status(fd: int) -> dict[str, str]:
             chunks.append(chunk)
     except BlockingIOError:  # the runner's reports are all in: nothing more will come
         pass
-    events = {}
+    status: dict[str, Any] = {"events": []}
     for line in b"".join(chunks).decode(errors="replace").splitlines():
         key, _, value = line.partition(" ")
-        events[key] = value
-    return events
+        if key == "event":
+            status["events"].append(value)
+        else:
+            status[key] = value
+    return status
 
 
 def _communicate(proc: subprocess.Popen[Any], input: bytes | str | None, timeout: float | None, record: str) -> tuple[Any, Any]:
@@ -142,15 +159,21 @@ def run_in_namespace(
     input: bytes | str | None = None,
     text: bool = False,
     runtime_dir: str | os.PathLike[str] | None = None,
+    rootfs: str | os.PathLike[str] | None = None,
+    hostname: str = "abi-harness",
 ) -> subprocess.CompletedProcess[Any]:
-    """Run ``argv`` with ``mock_root`` laid over the canonical paths; return its exit status.
+    """Run ``argv`` sealed, with ``mock_root`` laid over the canonical paths; return its exit status.
 
     ``mock_root`` mirrors canonical paths (any part may be absent):
-    ``sys/kernel/...`` appears under /sys/kernel next to the real entries (which
-    are made read-only), ``proc/vmcore`` at /proc/vmcore (mode 0400, root) and
-    ``proc/device-tree`` at /proc/device-tree; the rest of /proc stays real.
-    ``extra_binds`` maps a canonical path to a host file or directory bound over
-    it; the target must exist, unless it lies in the /sys/kernel tmpfs.
+    ``sys/kernel/...`` appears under /sys/kernel next to the real entries (all
+    of /sys is read-only), ``proc/vmcore``, ``proc/sys``, ``proc/sysrq-trigger``
+    and the other machine files at their /proc paths, ``proc/device-tree`` at
+    /proc/device-tree; the rest of /proc stays real. ``extra_binds`` maps a
+    path to a host file or directory bound over it (writes reach the host).
+    The root file system is an overlay whose writes land in ``rootfs``
+    (default: a temporary directory, removed afterwards); the program's
+    machine-changing system calls are answered through the mock's control file.
+    The UTS namespace is private, its hostname *hostname*.
 
     ``env`` (default: this process's environment), ``cwd`` (entered inside the
     namespace), ``stdin``/``stdout``/``stderr``, ``capture_output``, ``input``,
@@ -163,7 +186,6 @@ def run_in_namespace(
     (e.g. ``FileNotFoundError``) when ``argv[0]`` cannot be executed, and
     :class:`subprocess.TimeoutExpired` after killing everything on timeout.
     """
-    import subprocess
 
     argv = [os.fspath(a) for a in argv]
     if not argv:
@@ -172,10 +194,32 @@ def run_in_namespace(
     if not os.path.isdir(mock):
         raise NamespaceError(f"mock root {mock} is not a directory")
     root = os.path.realpath(runtime_dir) if runtime_dir is not None else default_root()
-    subdir("runs", root)
-    subdir("stage", root)
+    for name in ("runs", "stage", "newroot"):
+        subdir(name, root)
+    scratch = None
+    if rootfs is None:
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix="abi-rootfs-")
+        rootfs = scratch
+    try:
+        return _run(mock, argv, env, _checked_binds(extra_binds), timeout, cwd, stdin, stdout, stderr, capture_output,
+                    input, text, root, os.path.realpath(rootfs), hostname)
+    finally:
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(mock: str, argv: list[str], env: Mapping[str, str] | None, binds: dict[str, str], timeout: float | None,
+         cwd: str | os.PathLike[str] | None, stdin: Any, stdout: Any, stderr: Any, capture_output: bool, input: Any,
+         text: bool, root: str, rootfs: str, hostname: str) -> subprocess.CompletedProcess[Any]:
+    import subprocess
+
     status_r, status_w = os.pipe()
-    spec = _runner_spec(mock, argv, _checked_binds(extra_binds), cwd, root, status_w)
+    spec = _runner_spec(mock, argv, binds, cwd, root, status_w)
+    spec.update(rootfs=rootfs, hostname=hostname, **_seal_spec())
     if input is not None:
         stdin = subprocess.PIPE
     if capture_output:
@@ -239,7 +283,7 @@ def _runner_spec(mock: str, argv: list[str], binds: dict[str, str], cwd: str | o
     }
 
 
-def _outcome(status: dict[str, str], argv: list[str], cwd: str | os.PathLike[str] | None, runner_status: int | None,
+def _outcome(status: dict[str, Any], argv: list[str], cwd: str | os.PathLike[str] | None, runner_status: int | None,
              record: str, out: Any, err: Any) -> subprocess.CompletedProcess[Any]:
     """The program's result from the runner's reports, or the error they describe."""
     import subprocess
@@ -252,7 +296,10 @@ def _outcome(status: dict[str, str], argv: list[str], cwd: str | os.PathLike[str
     if "exit" not in status:
         reap_run(record, CleanupReport())
         raise NamespaceError(f"the namespace runner died without reporting (status {runner_status}); cleaned up after it")
-    return subprocess.CompletedProcess(argv, int(status["exit"]), out, err)
+    done = subprocess.CompletedProcess(argv, int(status["exit"]), out, err)
+    done.events = status["events"]  # type: ignore[attr-defined]  # what the seal answered
+    done.machine_down = status.get("machine") == "down"  # type: ignore[attr-defined]  # the program rebooted it
+    return done
 
 
 # ---------------------------------------------------------------------------

@@ -12,8 +12,9 @@ import os
 import signal
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
 CLONE_NEWUSER = 0x10000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 0x1, 0x2, 0x4, 0x8, 0x20
 MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
 MNT_DETACH = 0x2
 PR_SET_PDEATHSIG = 1
@@ -50,6 +51,28 @@ def mount(source: str | os.PathLike[str] | None, target: str | os.PathLike[str],
 def umount_lazy(target: str | os.PathLike[str]) -> None:
     """umount2(2) with MNT_DETACH."""
     check(libc().umount2(_enc(target), MNT_DETACH), f"umount {target}")
+
+
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "ppc64": 203, "s390x": 217}
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """pivot_root(2) (glibc has no wrapper)."""
+    nr = _SYS_PIVOT_ROOT.get(os.uname().machine)
+    if nr is None:
+        raise OSError(38, f"pivot_root: no syscall number for {os.uname().machine}")
+    check(libc().syscall(nr, _enc(new_root), _enc(put_old)), "pivot_root")
+
+
+def sethostname(name: str) -> None:
+    """sethostname(2) (in a private UTS namespace: only the run sees it)."""
+    raw = name.encode()
+    check(libc().sethostname(raw, len(raw)), "sethostname")
+
+
+def setns(fd: int, nstype: int) -> None:
+    """setns(2): join the namespace *fd* refers to."""
+    check(libc().setns(fd, nstype), "setns")
 
 
 def unshare(flags: int) -> None:

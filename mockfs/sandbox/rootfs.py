@@ -1,0 +1,156 @@
+"""The sealed root file system a runner builds, then pivots into (builtin modules only).
+
+* ``/`` is an overlay: the host's root below, the machine's directory above,
+  so every write outside the binds lands in the machine, never on the host;
+* ``/dev`` is the host's, but ``/dev/shm`` is private and ``/dev/kmsg`` read-only;
+* ``/sys`` is the host's, read-only, with the mock's /sys/kernel files merged in
+  (:func:`merge_sys_kernel`);
+* ``/proc`` is the runner's FUSE overlay (:mod:`mockfs.fuse.procfs`) with the
+  machine's files bound over their names: vmcore, sysrq-trigger, sys, iomem...;
+* the output directory and extra binds are the host's own, by design.
+
+Each step raises :class:`SetupError` naming the seal it could not put in place:
+the runner then refuses to run anything.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from .syscalls import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, make_readonly_recursive, mount
+
+
+class SetupError(Exception):
+    """A seal or mount could not be set up; the caller reports it as a NamespaceError."""
+
+
+def _seal(what: str, action, *args) -> None:  # type: ignore[no-untyped-def]
+    try:
+        action(*args)
+    except OSError as exc:
+        raise SetupError(f"cannot seal {what}: {exc.strerror or exc}") from None
+
+
+def overlay_root(newroot: str, upper: str, work: str) -> None:
+    """The host's root, read-only underneath the machine's writable layer, at *newroot*."""
+    for d in (upper, work):
+        os.makedirs(d, mode=0o700, exist_ok=True)
+    _seal("the root file system (overlayfs over /)", mount, "abi-harness-root", newroot, "overlay", 0,
+          f"lowerdir=/,upperdir={upper},workdir={work}")
+
+
+def bind_into(newroot: str, source: str, path: str | None = None, recursive: bool = True) -> str:
+    """Bind *source* at the same *path* (default: its own) inside *newroot*; returns the target."""
+    target = newroot + (path or source)
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    elif not os.path.lexists(target):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+    mount(source, target, None, MS_BIND | (MS_REC if recursive else 0))
+    return target
+
+
+def seal_dev(newroot: str) -> None:
+    """The host's /dev, with a private /dev/shm and a read-only /dev/kmsg (no writes to the host's log)."""
+    bind_into(newroot, "/dev")
+    _seal("/dev/shm", mount, "shm", newroot + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    kmsg = newroot + "/dev/kmsg"
+    if os.path.exists(kmsg):
+        _seal("/dev/kmsg", mount, kmsg, kmsg, None, MS_BIND)
+        _seal("/dev/kmsg", mount, None, kmsg, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+
+
+def seal_sys(newroot: str) -> None:
+    """The host's /sys, read-only all the way down (power, modules, everything)."""
+    bind_into(newroot, "/sys")
+    _seal("/sys (read-only)", make_readonly_recursive, newroot + "/sys")
+
+
+def graft(source: str, target: str) -> None:
+    """Make *target* show *source*: a bind for files and directories, a copy for symlinks."""
+    if os.path.islink(source):
+        os.symlink(os.readlink(source), target)
+    elif os.path.isdir(source):
+        os.mkdir(target)
+        mount(source, target, None, MS_BIND | MS_REC)
+    else:
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+        mount(source, target, None, MS_BIND)
+
+
+def _is_plain_dir(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
+def merge(real: str, mock: str, target: str) -> None:
+    """Fill the empty tmpfs directory *target* with the union of *real* and *mock*.
+
+    A directory both sides have is merged one level down (its files from the
+    mock, the rest real); any other clash goes to the mock.
+    """
+    mock_names = os.listdir(mock)
+    for name in os.listdir(real):
+        if name not in mock_names:
+            graft(os.path.join(real, name), os.path.join(target, name))
+    for name in mock_names:
+        real_entry, mock_entry, here = os.path.join(real, name), os.path.join(mock, name), os.path.join(target, name)
+        if _is_plain_dir(real_entry) and _is_plain_dir(mock_entry):
+            os.mkdir(here)
+            merge(real_entry, mock_entry, here)
+        else:
+            graft(mock_entry, here)
+
+
+def merge_sys_kernel(newroot: str, mock_sys_kernel: str) -> None:
+    """A tmpfs at /sys/kernel holding the (read-only) real entries and the mock's files."""
+    real = newroot + "/sys/kernel"
+    saved = newroot + "/sys-kernel-real"  # on the overlay: the machine's layer, not the host
+    os.makedirs(saved, exist_ok=True)
+    mount(real, saved, None, MS_BIND | MS_REC)
+    mount("sysfs-mock", real, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
+    merge(saved, mock_sys_kernel, real)
+    from .syscalls import umount_lazy
+
+    umount_lazy(saved)
+    os.rmdir(saved)
+
+
+def _kernel_like_vmcore(path: str, mode: int) -> bool:
+    """Whether the mock's vmcore already has the kernel's owner and mode, so a bind keeps them."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_uid == 0 and stat.S_IMODE(st.st_mode) == mode
+
+
+def bind_proc_entries(newroot: str, mock_proc: str, real_proc: str, names: tuple[str, ...], vmcore_mode: int) -> None:
+    """Bind the machine's /proc files over the overlay's entries; seal the ones the mock lacks.
+
+    A mock without /proc/sys or /proc/sysrq-trigger still gets them sealed:
+    read-only binds of the host's, so writes fail with EROFS instead of
+    reaching the host kernel.
+    """
+    for name in names:
+        source = os.path.join(mock_proc, name)
+        target = f"{newroot}/proc/{name}"
+        if name == "vmcore" and not _kernel_like_vmcore(source, vmcore_mode):
+            continue  # the /proc daemon serves it with the kernel's owner and mode instead
+        if os.path.lexists(source) and not os.path.islink(source):
+            mount(source, target, None, MS_BIND | (MS_REC if os.path.isdir(source) else 0))
+        elif name in ("sys", "sysrq-trigger") and os.path.lexists(os.path.join(real_proc, name)):
+            real = os.path.join(real_proc, name)
+            _seal(f"/proc/{name}", mount, real, target, None, MS_BIND | MS_REC)
+            _seal(f"/proc/{name}", make_readonly_recursive, target)
+
+
+def pivot(newroot: str) -> None:
+    """Make *newroot* the root of this mount namespace, and let go of the old one."""
+    from .syscalls import pivot_root, umount_lazy
+
+    os.chdir(newroot)
+    _seal("the root file system (pivot_root)", pivot_root, ".", ".")
+    umount_lazy(".")
+    os.chdir("/")
