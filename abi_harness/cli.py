@@ -18,7 +18,7 @@ from abi_specs import AbiError, Spec, builtin_spec, load_spec_file
 from abi_specs.check import CheckUsageError, check_path, choose_spec
 from abi_specs.docs import first_difference, render_entry, render_tree, write_tree
 
-from . import conform_cmd, fixture_cmd, mock_cmd
+from . import conform_cmd, fixture_cmd, machine_cmd, mock_cmd
 from .errors import OneLineParser, UsageError
 
 PROG = "abi-harness"
@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fixture_cmd.register(sub)
     mock_cmd.register(sub)
+    machine_cmd.register(sub)
     conform_cmd.register(sub)
     return parser
 

@@ -52,7 +52,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv = argv[1:]
     if not argv:
         raise UsageError("no command given: abi-harness run [OPTIONS] -- CMD [ARGS...]")
-    result = run(argv, fixture=args.fixture, output=args.output, trace=args.trace, faults=args.fault)
+    result = run(argv, fixture=args.fixture, output=args.output, trace=args.trace, faults=args.fault,
+                 machine=args.machine, state=args.state)
     if args.report:
         Path(args.report).write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     if args.json:
@@ -98,15 +99,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_umount)
 
     p = sub.add_parser(
-        "run", help="run an unmodified program against a mocked crashed machine",
-        description="Run CMD in a private mount namespace where /proc/vmcore, the fixture's /sys/kernel dump "
-        "files and /proc/device-tree/rtas/* are the mock, at their canonical paths; the rest of /proc and "
-        "/sys/kernel stays real. Prints a report (what was read and released, the violations) on standard "
-        "error and exits with CMD's status, or 3 when CMD succeeded but violations were recorded.",
+        "run", help="run an unmodified program against a mocked machine, sealed from the host",
+        description="Run CMD in private namespaces where /proc/vmcore, the machine's /sys/kernel dump files, "
+        "/proc/device-tree/rtas/*, /proc/sys, /proc/sysrq-trigger and the arming files (/proc/iomem, "
+        "/proc/cmdline) are the mock's, at their canonical paths. Sealed: the root file system is an overlay "
+        "whose writes land in the machine, /sys is read-only, kexec_load, kexec_file_load, reboot and the "
+        "module, clock and swap calls are answered by the machine, the hostname is private; echo c > "
+        "/proc/sysrq-trigger crashes the machine (every process of the run dies). Prints a report on "
+        "standard error and exits with CMD's status, or 3 when CMD succeeded but violations were recorded. "
+        "Needs root (FUSE mounts, mount namespaces).",
     )
-    p.add_argument("--fixture", metavar="F", default="phyp-power6",
-                   help="a built-in fixture name or a manifest (default: %(default)s)")
-    p.add_argument("--output", metavar="DIR", help="the directory CMD saves the dump to (created; --fault enospc limits it)")
+    p.add_argument("--fixture", metavar="F",
+                   help="a built-in fixture name or a manifest (default: phyp-power6); with --machine, needed only "
+                   "when DIR holds no machine yet")
+    p.add_argument("--machine", metavar="DIR",
+                   help="keep the machine's whole life in DIR (created on first use, mode 0700): what was registered, "
+                   "loaded, released and written, crashes and reboots; a rerun continues the same machine")
+    p.add_argument("--state", choices=("capture", "armed"),
+                   help="the kernel a new machine starts in: capture (after a crash, holding the dump; the default) "
+                   "or armed (the production kernel, for the dump service's arming half)")
+    p.add_argument("--output", metavar="DIR",
+                   help="the directory CMD saves the dump to: bound into the sealed run as the host's own, created "
+                   "mode 0700 (readable by its owner only); --fault enospc limits it")
     p.add_argument("--trace", metavar="FILE", help="write the JSON Lines trace of every operation to FILE")
     p.add_argument("--report", metavar="FILE", help="also write the report as JSON to FILE")
     p.add_argument("--json", action="store_true", help="print the report as JSON on standard output")

@@ -1,11 +1,17 @@
-"""Run an unmodified program against a mocked crashed machine.
+"""Run an unmodified program against a mocked machine, sealed from the host.
 
 :func:`run` forks a supervisor that leaves the host's mount namespace (so the
-FUSE mock it mounts exists only there), serves the fixture, runs the program
-through :func:`mockfs.sandbox.namespace.run_in_namespace` with the mock at the
-canonical paths, unmounts and reports. The supervisor and the mock daemon die
-with the caller (``PR_SET_PDEATHSIG``), and a namespace dies with its last
-process, so even a SIGKILL leaves no mount and no daemon on the host.
+FUSE mock it mounts exists only there), serves the machine, runs the program
+through :func:`mockfs.sandbox.namespace.run_in_namespace` (sealed: overlay
+root, private /proc/sys and sysrq-trigger, syscall seal, private hostname)
+with the mock at the canonical paths, unmounts and reports. The supervisor and
+the mock daemon die with the caller (``PR_SET_PDEATHSIG``), and a namespace
+dies with its last process, so even a SIGKILL leaves no mount and no daemon on
+the host.
+
+The machine lives in a directory (:mod:`.machines`): one given with
+*machine* keeps its whole life between runs; without it, a fresh capture
+kernel of *fixture* lives in the run's work directory and goes with it.
 """
 
 from __future__ import annotations
@@ -21,13 +27,18 @@ import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from abi_specs.errors import AbiError
 from mockfs.fuse.faults import FaultPlan, parse_faults
 from mockfs.sandbox import syscalls
 
+from .machines import MachineDir
+
 #: Exit status of ``abi-harness run`` when the program succeeded but broke the ABI's contract.
 EXIT_VIOLATIONS = 3
+#: The exit status a program gets when the machine crashed or rebooted under it (SIGKILL).
+KILLED = 128 + signal.SIGKILL
 
 
 class RunError(AbiError):
@@ -44,10 +55,26 @@ class RunResult:
     output: Path | None
     faults: list[str] = field(default_factory=list)
     returncodes: list[int] = field(default_factory=list)  # every run, when a killed run was rerun
+    machine: dict[str, Any] = field(default_factory=dict)  # the machine as the run left it
+    seal: list[str] = field(default_factory=list)  # the sealed calls the machine answered
 
     @property
     def violations(self) -> list[dict[str, object]]:
         return list(self.report.get("violations", []))  # type: ignore[arg-type]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The machine's events during this run: crashes, reboots, loads, sysctls..."""
+        return list(self.report.get("events", []))  # type: ignore[arg-type]
+
+    @property
+    def crashed(self) -> bool:
+        """Whether the machine crashed during the run (every process of it was killed)."""
+        return any(e.get("event") == "crash" for e in self.events)
+
+    @property
+    def rebooted(self) -> bool:
+        return any(e.get("event") == "reboot" for e in self.events)
 
     @property
     def exit_status(self) -> int:
@@ -63,8 +90,9 @@ class RunResult:
 
     def as_dict(self) -> dict[str, object]:
         return {"returncode": self.returncode, "returncodes": self.returncodes, "exit_status": self.exit_status,
-                "faults": self.faults,
-                "output": str(self.output) if self.output else None, **self.report}
+                "faults": self.faults, "output": str(self.output) if self.output else None,
+                "crashed": self.crashed, "rebooted": self.rebooted, "seal": self.seal, **self.report,
+                "machine": self.machine}
 
 
 def _limit_output(output: Path, size: int, keep: Path) -> None:
@@ -77,12 +105,42 @@ def _limit_output(output: Path, size: int, keep: Path) -> None:
         raise RunError(f"cannot limit {output} to {size} bytes: {exc.strerror}") from None
 
 
-def _supervise(argv: list[str], fixture: str, output: Path | None, workdir: Path, faults: FaultPlan,
+def _program_runs(mock: Any, argv: list[str], machine: MachineDir, env: Mapping[str, str] | None,
+                  binds: dict[str, str | Path], timeout: float | None, faults: FaultPlan,
+                  rerun_killed: bool) -> tuple[list[int], list[str]]:
+    """Run the program (and once more after a kill-after fault); returns the exit codes and the seal's answers."""
+    from mockfs.sandbox.namespace import NamespaceError, run_in_namespace
+
+    codes: list[int] = []
+    seal: list[str] = []
+    while True:
+        try:
+            done = run_in_namespace(mock.root, argv, env=env, extra_binds=binds, timeout=timeout,
+                                    rootfs=machine.rootfs, hostname=machine.fixture.hostname)
+            codes.append(done.returncode)
+            seal += getattr(done, "events", [])
+            if getattr(done, "machine_down", False):
+                break
+        except FileNotFoundError as exc:
+            raise RunError(f"{argv[0]}: command not found ({exc.strerror})") from None
+        except subprocess.TimeoutExpired:
+            codes.append(KILLED)
+            break
+        except NamespaceError as exc:
+            if "died without reporting" not in str(exc):
+                raise
+            codes.append(KILLED)  # the machine crashed: its kernel killed everything, the runner too
+            break
+        # The kill-after fault fires once: the same command runs again on the same machine.
+        if not (rerun_killed and faults.kill_after and codes[-1] == KILLED and len(codes) == 1):
+            break
+    return codes, seal
+
+
+def _supervise(argv: list[str], machine: MachineDir, output: Path | None, workdir: Path, faults: FaultPlan,
                env: Mapping[str, str] | None, extra_binds: Mapping[str, str | Path] | None,
                timeout: float | None, rerun_killed: bool) -> dict[str, object]:
     """The supervisor's work, in its private namespace; returns the result record."""
-    from mockfs.sandbox.namespace import run_in_namespace
-
     from .testbed import MockMount
 
     try:
@@ -92,40 +150,60 @@ def _supervise(argv: list[str], fixture: str, output: Path | None, workdir: Path
     keep = workdir / "output-real"
     if faults.enospc and output is not None:
         _limit_output(output, faults.enospc, keep)
-    mock = MockMount(fixture, faults=faults, workdir=workdir / "mock")
-    mock.start()
-    codes: list[int] = []
-    try:
-        while True:
-            try:
-                done = run_in_namespace(mock.root, argv, env=env, extra_binds=extra_binds, timeout=timeout)
-                codes.append(done.returncode)
-            except FileNotFoundError as exc:
-                return {"error": f"{argv[0]}: command not found ({exc.strerror})"}
-            except subprocess.TimeoutExpired:
-                codes.append(128 + signal.SIGKILL)
-                break
-            # The kill-after fault fires once: the same command runs again on the same machine.
-            if not (rerun_killed and faults.kill_after and codes[-1] == 128 + signal.SIGKILL and len(codes) == 1):
-                break
-    finally:
-        report = mock.stop()
+    binds: dict[str, str | Path] = dict(extra_binds or {})
+    if output is not None:
+        binds.setdefault(str(output), output)  # the dump goes to the host, through the sealed root
+    with machine.locked():
+        mock = MockMount(faults=faults, workdir=workdir / "mock", machine=machine)
+        mock.start()
+        machine.mark_active(mock.root)
+        try:
+            codes, seal = _program_runs(mock, argv, machine, env, binds, timeout, faults, rerun_killed)
+        finally:
+            report = mock.stop()
     if faults.enospc and output is not None:
         shutil.copytree(output, keep, dirs_exist_ok=True, symlinks=True)
-    return {"returncodes": codes, "report": report}
+    return {"returncodes": codes, "report": report, "seal": seal,
+            "machine": MachineDir.open(machine.path).describe()}
 
 
-def run(argv: Sequence[str], *, fixture: str = "phyp-power6", output: str | Path | None = None,
+def _machine_for(fixture: str | None, machine: str | Path | MachineDir | None, state: str | None,
+                 work: Path) -> MachineDir:
+    if isinstance(machine, MachineDir):
+        return machine
+    if machine is not None:
+        return MachineDir.open_or_create(machine, fixture, state)
+    return MachineDir.create(work / "machine", fixture or "phyp-power6", state or "capture")
+
+
+def _make_output(output: str | Path | None) -> Path | None:
+    """The output directory, created readable by its owner only (dumps hold secrets)."""
+    if output is None:
+        return None
+    out = Path(output).resolve()
+    if not out.exists():
+        out.mkdir(parents=True, mode=0o700)
+        os.chmod(out, 0o700)
+    elif not out.is_dir():
+        raise RunError(f"{out}: --output is not a directory")
+    return out
+
+
+def run(argv: Sequence[str], *, fixture: str | None = None, output: str | Path | None = None,
         trace: str | Path | None = None, faults: Sequence[str] | FaultPlan = (), workdir: str | Path | None = None,
         env: Mapping[str, str] | None = None, extra_binds: Mapping[str, str | Path] | None = None,
-        timeout: float | None = None, rerun_killed: bool = False) -> RunResult:
-    """Run *argv* with *fixture*'s mock at the canonical paths; see the module docstring.
+        timeout: float | None = None, rerun_killed: bool = False, machine: str | Path | MachineDir | None = None,
+        state: str | None = None) -> RunResult:
+    """Run *argv* with the machine's mock at the canonical paths; see the module docstring.
 
-    *output* is a directory the program writes its dump to (created if
-    missing); the ``enospc`` fault limits it. The trace goes to *trace* (or
-    the work directory). With *rerun_killed*, a run killed by the ``kill-after``
-    fault is run once more against the same machine (what was released stays
-    released), as an operator would after a crash of the collector.
+    *fixture* (default ``phyp-power6``) and *state* (``capture`` or ``armed``)
+    make a new machine; with *machine* they are needed only when the directory
+    holds none yet. *output* is a directory the program writes its dump to
+    (created mode 0700 if missing); the ``enospc`` fault limits it. The trace
+    goes to *trace* (or the work directory). With *rerun_killed*, a run killed
+    by the ``kill-after`` fault is run once more against the same machine
+    (what was released stays released), as an operator would after a crash of
+    the collector.
     """
     plan = faults if isinstance(faults, FaultPlan) else parse_faults(list(faults))
     argv = [os.fspath(a) for a in argv]
@@ -133,18 +211,38 @@ def run(argv: Sequence[str], *, fixture: str = "phyp-power6", output: str | Path
         raise RunError("no command to run")
     if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
         raise RunError(f"{argv[0]}: command not found")
-    from mockfs.machine import resolve_fixture
+    if machine is None:
+        from mockfs.machine import resolve_fixture
 
-    resolve_fixture(fixture)  # fail here, with the fixture's own message, not in the supervisor
+        resolve_fixture(fixture or "phyp-power6")  # fail here, with the fixture's own message, not in the supervisor
     tmp = None
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="abi-run-")
         workdir = tmp.name
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    out = Path(output).resolve() if output is not None else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    try:
+        mdir = _machine_for(fixture, machine, state, work)
+        out = _make_output(output)
+        record = _fork_supervisor(work, lambda: _supervise(argv, mdir, out, work, plan, env, extra_binds, timeout,
+                                                           rerun_killed))
+        trace_file = work / "mock" / "trace.jsonl"
+        if trace is not None and trace_file.exists():
+            shutil.copyfile(trace_file, trace)
+            trace_file = Path(trace)
+        codes = [int(c) for c in record["returncodes"]]  # type: ignore[union-attr]
+        result = RunResult(codes[-1], dict(record["report"]), trace_file if trace_file.exists() else None,  # type: ignore[call-overload]
+                           out, plan.describe(), codes, dict(record["machine"]), list(record["seal"]))  # type: ignore[call-overload]
+    finally:
+        if tmp is not None and trace is None:
+            tmp.cleanup()
+    if tmp is not None and trace is None:
+        result.trace_path = None
+    return result
+
+
+def _fork_supervisor(work: Path, body: Any) -> dict[str, object]:
+    """Run *body* in a forked supervisor that dies with us; its result record, or RunError."""
     result_path = work / "result.json"
     parent = os.getpid()
     pid = os.fork()
@@ -152,7 +250,7 @@ def run(argv: Sequence[str], *, fixture: str = "phyp-power6", output: str | Path
         code = 0
         try:
             syscalls.die_with_parent(parent)
-            record = _supervise(argv, fixture, out, work, plan, env, extra_binds, timeout, rerun_killed)
+            record = body()
         except BaseException as exc:  # the supervisor reports everything, then leaves
             record = {"error": str(exc) if isinstance(exc, AbiError) else "".join(traceback.format_exception(exc))}
             code = 1
@@ -166,16 +264,6 @@ def run(argv: Sequence[str], *, fixture: str = "phyp-power6", output: str | Path
     except (OSError, ValueError):
         raise RunError(f"the run supervisor died without a result (wait status {status})") from None
     if "error" in record:
-        raise RunError(str(record["error"]).strip().splitlines()[-1] if "Traceback" in str(record["error"])
-                       else str(record["error"]))
-    trace_file = work / "mock" / "trace.jsonl"
-    if trace is not None and trace_file.exists():
-        shutil.copyfile(trace_file, trace)
-        trace_file = Path(trace)
-    codes = [int(c) for c in record["returncodes"]]
-    result = RunResult(codes[-1], dict(record["report"]), trace_file if trace_file.exists() else None,
-                       out, plan.describe(), codes)
-    if tmp is not None and trace is None:
-        result.trace_path = None
-        tmp.cleanup()
-    return result
+        error = str(record["error"])
+        raise RunError(error.strip().splitlines()[-1] if "Traceback" in error else error)
+    return record

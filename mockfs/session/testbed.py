@@ -20,13 +20,19 @@ from mockfs.fuse.faults import FaultPlan, parse_faults
 from mockfs.live import LiveMachine
 from mockfs.machine import Fixture, VmcoreImage, resolve_fixture
 
+from .machines import MachineDir
+
 
 class MockMount:
     """A fixture's dump ABI served over FUSE under a private directory."""
 
     def __init__(self, fixture: str | Path | Fixture = "phyp-power6", faults: list[str] | FaultPlan | None = None,
-                 workdir: Path | None = None) -> None:
-        self.fixture = fixture if isinstance(fixture, Fixture) else resolve_fixture(fixture)
+                 workdir: Path | None = None, machine: MachineDir | None = None) -> None:
+        self.machine_dir = machine
+        if machine is not None:
+            self.fixture = machine.fixture
+        else:
+            self.fixture = fixture if isinstance(fixture, Fixture) else resolve_fixture(fixture)
         self.image = VmcoreImage(self.fixture)
         self.faults = faults if isinstance(faults, FaultPlan) else parse_faults(faults or [])
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="abi-mock-")
@@ -43,8 +49,12 @@ class MockMount:
 
     def start(self) -> MockMount:
         self.root.mkdir(parents=True, exist_ok=True)
-        self._handle = mount(LiveMachine(self.image), self.root, self.trace_path, self.faults, self.report_path,
-                             log=self.workdir / "daemon.log", die_with_parent=True)
+        if self.machine_dir is not None:
+            live, keep = self.machine_dir.live(), self.machine_dir.save
+        else:
+            live, keep = LiveMachine(self.image), None
+        self._handle = mount(live, self.root, self.trace_path, self.faults, self.report_path,
+                             log=self.workdir / "daemon.log", die_with_parent=True, keep=keep)
         return self
 
     def stop(self) -> dict[str, object]:

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from abi_specs import builtin_spec
+from abi_specs.versions import KernelVersion
 from mockfs.live.memory import REUSED_FILL
 from mockfs.machine import builtin_fixture_names
 from mockfs.session.testbed import MockMount
@@ -34,10 +35,15 @@ def write(path: Path, data: bytes) -> int:
 def test_tree_is_the_spec(name: str) -> None:
     with MockMount(name) as mock:
         platform = mock.fixture.platform
-        expected = {f.path for f in SPEC.files_for(platform, "capture")}
-        served = {"/" + str(p.relative_to(mock.root)) for p in mock.root.rglob("*") if not p.is_dir() or p.is_symlink()}
+        state = SPEC.lifecycle(platform).captured(KernelVersion.parse(mock.fixture.osrelease))
+        files = SPEC.files_for(platform, state)
+        expected = {f.path for f in files if not f.directory}
+        # /proc/sys mirrors the host's sysctls: only its presence is the spec's.
+        served = {"/" + str(p.relative_to(mock.root)) for p in mock.root.rglob("*")
+                  if (not p.is_dir() or p.is_symlink()) and not p.is_relative_to(mock.root / "proc/sys")}
         assert served == expected
-        for f in SPEC.files_for(platform, "capture"):
+        assert (mock.root / "proc/sys/kernel/panic_on_oops").is_file()
+        for f in files:
             st_ = os.lstat(mock.path(f.path))
             assert st_.st_uid == 0 and st_.st_gid == 0
             if f.link_to:
@@ -45,6 +51,9 @@ def test_tree_is_the_spec(name: str) -> None:
                 assert os.readlink(mock.path(f.path)) == f.link_to
                 continue
             assert stat.S_IMODE(st_.st_mode) == f.mode, f.path
+            if f.directory:
+                assert stat.S_ISDIR(st_.st_mode), f.path
+                continue
             if f.kind == "attribute":
                 assert st_.st_size == 4096
         assert os.stat(mock.path("/proc/vmcore")).st_size == mock.image.size
@@ -54,8 +63,9 @@ def test_tree_is_the_spec(name: str) -> None:
 @pytest.mark.parametrize("name", builtin_fixture_names())
 def test_every_readable_file_passes_check(name: str, cli) -> None:
     with MockMount(name) as mock:
-        for f in SPEC.files_for(mock.fixture.platform, "capture"):
-            if f.read is None and f.kind == "attribute":
+        state = SPEC.lifecycle(mock.fixture.platform).captured(KernelVersion.parse(mock.fixture.osrelease))
+        for f in SPEC.files_for(mock.fixture.platform, state):
+            if f.read is None and f.kind in ("attribute", "procfs"):
                 continue
             proc = cli("check", str(mock.path(f.path)), "--json")
             assert proc.returncode == 0, (f.path, proc.stderr)

@@ -248,11 +248,15 @@ def test_proc_thread_self_names_the_thread(mock: Path, token: str, runtime: Path
     assert thread_link == f"{pid}/task/{tid}"
 
 
-def test_mock_without_proc_leaves_proc_alone(tmp_path: Path, token: str, runtime: Path) -> None:
+def test_mock_without_proc_still_seals_proc(tmp_path: Path, token: str, runtime: Path) -> None:
+    """No machine files under /proc: the real entries stay real, the host's sysctls and sysrq stay out of reach."""
     bare = tmp_path / "bare"
     (bare / "sys" / "kernel").mkdir(parents=True)
-    r = _sh(bare, "stat -f -c %T /proc; test -e /proc/vmcore || echo no-vmcore", token, runtime)
-    assert r.stdout.split() == ["proc", "no-vmcore"], r.stderr
+    script = ("stat -f -c %T /proc/meminfo /proc/self/status; test -e /proc/vmcore || echo no-vmcore;"
+              "echo 1 2>/dev/null > /proc/sys/kernel/panic_on_oops || echo sysctl-refused;"
+              "echo h 2>/dev/null > /proc/sysrq-trigger || echo sysrq-refused")
+    r = _sh(bare, script, token, runtime)
+    assert r.stdout.split() == ["proc", "proc", "no-vmcore", "sysctl-refused", "sysrq-refused"], r.stderr
 
 
 # ---------------------------------------------------------------------------
@@ -450,9 +454,11 @@ def test_cleanup_leaves_live_runs_alone(mock: Path, token: str, runtime: Path) -
     import threading
 
     result: dict[str, object] = {}
-    go = runtime / "go"
-    # The program runs until the test says so: cleanup happens while it is certainly alive.
-    script = f"echo started > /sys/kernel/fadump/release_mem; while [ ! -e {go} ]; do sleep 0.01; done; exit 7"
+    # The program runs until the test says so (through the mock's file: the root is an
+    # overlay, so the host's later changes are not promised to show): cleanup happens
+    # while it is certainly alive.
+    script = ("echo started > /sys/kernel/fadump/release_mem;"
+              "while [ \"$(cat /sys/kernel/fadump/release_mem)\" != go ]; do sleep 0.01; done; exit 7")
 
     def run() -> None:
         result["r"] = _sh(mock, script, token, runtime)
@@ -462,11 +468,12 @@ def test_cleanup_leaves_live_runs_alone(mock: Path, token: str, runtime: Path) -
     ready = mock / "sys/kernel/fadump/release_mem"
     try:
         assert wait_until(lambda: ready.read_text() == "started\n")
-        holders = token_holders(token)
+        # The loop's cat and sleep come and go; the runner and the shell stay.
+        lasting = {pid for pid in token_holders(token) if _comm(pid) not in ("cat", "sleep")}
         assert not cleanup(runtime)
-        assert set(holders) <= set(token_holders(token))  # nothing of the run was killed
+        assert lasting <= set(token_holders(token))  # nothing of the run was killed
     finally:
-        go.touch()
+        ready.write_text("go\n")
         thread.join()
     assert result["r"].returncode == 7
 

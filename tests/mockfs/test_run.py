@@ -25,16 +25,17 @@ def host_mounts_under(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("name", ["kdump-x86_64", "phyp-power6", "fadump-power9"])
 def test_vmcore_dmesg_reads_the_canonical_path(name: str, tmp_path: Path) -> None:
-    out = tmp_path / "dmesg.txt"
-    result = run(["sh", "-c", f"{tool('vmcore-dmesg')} /proc/vmcore > {out}"], fixture=name, workdir=tmp_path / "w")
+    out = tmp_path / "out" / "dmesg.txt"  # the root is an overlay: only --output reaches the host
+    result = run(["sh", "-c", f"{tool('vmcore-dmesg')} /proc/vmcore > {out}"], fixture=name, output=out.parent,
+                 workdir=tmp_path / "w")
     assert result.returncode == 0
     assert out.read_text() == expected_dmesg(resolve_fixture(name).log)
 
 
 def test_makedumpfile_dump_dmesg_through_the_runner(tmp_path: Path) -> None:
-    out = tmp_path / "dmesg.txt"
+    out = tmp_path / "out" / "dmesg.txt"
     result = run(["makedumpfile", "--dump-dmesg", "/proc/vmcore", str(out)], fixture="kdump-x86_64",
-                 workdir=tmp_path / "w")
+                 output=out.parent, workdir=tmp_path / "w")
     assert result.returncode == 0
     assert out.read_text() == expected_dmesg(resolve_fixture("kdump-x86_64").log)
 
@@ -64,7 +65,8 @@ def test_enospc_limits_the_output(tmp_path: Path) -> None:
     out, log = tmp_path / "out", tmp_path / "log"
     log.mkdir()
     result = run(["sh", "-c", f"dd if=/proc/vmcore of={out}/vmcore bs=1M 2>{log}/err; echo $? > {log}/status"],
-                 fixture="kdump-x86_64", output=out, faults=["enospc:8M"], workdir=tmp_path / "w")
+                 fixture="kdump-x86_64", output=out, faults=["enospc:8M"], workdir=tmp_path / "w",
+                 extra_binds={str(log): log})
     assert result.returncode == 0
     assert (log / "status").read_text().strip() != "0"
     assert "No space left" in (log / "err").read_text()
@@ -85,11 +87,11 @@ def test_cli_run_json_and_trace(cli, tmp_path: Path) -> None:
 
 def test_sigkill_of_the_runner_leaves_the_host_clean(tmp_path: Path) -> None:
     token = uuid.uuid4().hex
-    ready = tmp_path / "ready"
+    ready = tmp_path / "out" / "ready"
     code = (
         "from mockfs.session.runner import run; "
         f"run(['sh', '-c', 'echo started > {ready}; exec sleep 600'], fixture='kdump-x86_64', "
-        f"workdir={str(tmp_path / 'w')!r})"
+        f"output={str(ready.parent)!r}, workdir={str(tmp_path / 'w')!r})"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "ABI_TEST_TOKEN": token})
     try:

@@ -1,0 +1,60 @@
+"""`abi-harness machine show`, `crash` and `reboot`: a machine that lives across commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mockfs.session.machines import MachineDir, transition
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    doc = MachineDir.open(args.dir).describe()
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    held = [k for k, v in doc["variables"].items() if v]
+    print(f"{doc['machine']}: {doc['fixture']} ({doc['platform']}, {doc['arch']})")
+    print(f"  kernel     {doc['kernel']}{' (armed for the next crash)' if doc['armed'] else ''}")
+    print(f"  holds      {', '.join(held) or 'nothing'}")
+    if doc["crash_kernel"]:
+        ck = doc["crash_kernel"]
+        print(f"  crash kernel  {ck.get('syscall')} by {ck.get('comm')}: {ck.get('cmdline', '')!r}")
+    if doc["crash_size"]:
+        print(f"  crashkernel   {doc['crash_size']} bytes reserved")
+    for key, value in doc["sysctls"].items():
+        print(f"  sysctl     {key.replace('/', '.')} = {value.strip()}")
+    print(f"  dumps      {doc['dumps']} held, {doc['released']} releases of the current one; {doc['runs']} runs")
+    for event in doc["events"][-20:]:
+        extra = {k: v for k, v in event.items() if k not in ("event", "time", "kernel")}
+        print(f"    {event['event']:<14} {json.dumps(extra) if extra else ''}")
+    return 0
+
+
+def _transition(args: argparse.Namespace, name: str) -> int:
+    ran = transition(args.dir, name, f"abi-harness {name}")
+    after = MachineDir.open(args.dir).describe()
+    steps = " then ".join(ran)
+    print(f"{args.dir}: {steps}; now in the {after['kernel']} kernel" + (" holding a dump" if after["variables"].get(
+        "dump_active") else ""))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``machine``, ``crash`` and ``reboot`` to the top-level parser."""
+    p = sub.add_parser("machine", help="show a machine kept by run --machine",
+                       description="Show the state of the machine in DIR: its kernel, what is registered or loaded, "
+                       "the sysctls written, its dumps and the events of its life.")
+    msub = p.add_subparsers(dest="machine_command", metavar="COMMAND", required=True)
+    show = msub.add_parser("show", help="print the machine's state")
+    show.add_argument("dir", metavar="DIR")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=cmd_show)
+
+    for name, what in (("crash", "crash the machine: armed, it boots its capture kernel holding a new dump; not "
+                        "armed, it just reboots and no dump is taken"),
+                       ("reboot", "reboot the machine into its production kernel (any dump is gone)")):
+        p = sub.add_parser(name, help=what.split(":")[0], description=f"{what[0].upper()}{what[1:]}. A run using the "
+                           "machine goes down with it: every process of the run dies.")
+        p.add_argument("dir", metavar="DIR", help="a machine directory (run --machine DIR)")
+        p.set_defaults(func=lambda a, n=name: _transition(a, n))

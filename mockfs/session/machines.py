@@ -1,0 +1,242 @@
+"""A machine that lives across commands: its directory, its state, its lock.
+
+``abi-harness run --machine DIR`` keeps a machine in DIR between runs:
+
+* ``fixture.toml``: the machine's fixture, copied in when DIR is created;
+* ``machine.json``: its state (which kernel runs, what is registered or
+  loaded, the kexec'd kernels, the sysctls written, what was released of the
+  current dump, every event of its life) and what the judge saw of the
+  current dump, rewritten atomically after every change;
+* ``rootfs/``: the upper layer of the overlay the runner puts over the host's
+  root file system: every file the programs wrote outside ``--output``;
+* ``lock``: held by the one run that uses the machine.
+
+Everything in DIR is readable by its owner only: it describes a crashed kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from abi_specs.errors import AbiError
+from abi_specs.lifecycle import STATES
+from mockfs.judge import Judge
+from mockfs.live import LiveMachine, life
+from mockfs.live.machine import control_path
+from mockfs.live.state import MachineState
+from mockfs.machine import Fixture, VmcoreImage, load_fixture, resolve_fixture, write_fixture
+from mockfs.sandbox.processes import is_alive, start_time
+from mockfs.sandbox.syscalls import CLONE_NEWNS, setns
+
+FORMAT = 1
+
+
+class MachineError(AbiError):
+    """A machine directory that cannot be used; the message says which and why."""
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+class MachineDir:
+    """The directory of one machine (see the module docstring)."""
+
+    def __init__(self, path: Path, fixture: Fixture, doc: dict[str, Any]) -> None:
+        self.path = path
+        self.fixture = fixture
+        self.doc = doc
+
+    # -- where things are ------------------------------------------------------------------
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / "machine.json"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.path / "rootfs"
+
+    # -- making and opening ----------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], fixture: str | os.PathLike[str] | Fixture,
+               kernel: str = "capture") -> MachineDir:
+        """A new machine in *path* (created mode 0700) from *fixture*, in *kernel* (``capture`` or ``armed``)."""
+        if kernel not in STATES:
+            raise MachineError(f"unknown state {kernel!r} (use {' or '.join(STATES)})")
+        target = Path(path)
+        if (target / "machine.json").exists():
+            raise MachineError(f"{target}: already holds a machine")
+        fx = fixture if isinstance(fixture, Fixture) else resolve_fixture(fixture)
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(target, 0o700)
+        write_fixture(fx, target / "fixture.toml")
+        os.chmod(target / "fixture.toml", 0o600)
+        live = LiveMachine(VmcoreImage(fx), state=None)
+        live.state = live.initial_state(kernel)
+        live.state.event("created", fixture=fx.name)
+        machine = cls(target, fx, {"format": FORMAT, "fixture": "fixture.toml", "runs": 0})
+        machine.save(live)
+        return machine
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> MachineDir:
+        """The machine in *path*; MachineError when there is none or it is broken."""
+        target = Path(path)
+        try:
+            doc = json.loads((target / "machine.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise MachineError(f"{target}: no machine here (create one with --fixture)") from None
+        except (OSError, ValueError) as exc:
+            raise MachineError(f"{target / 'machine.json'}: unreadable machine state ({exc})") from None
+        if doc.get("format") != FORMAT:
+            raise MachineError(f"{target / 'machine.json'}: unknown format {doc.get('format')!r}")
+        return cls(target, load_fixture(target / str(doc.get("fixture", "fixture.toml"))), doc)
+
+    @classmethod
+    def open_or_create(cls, path: str | os.PathLike[str], fixture: str | None, kernel: str | None) -> MachineDir:
+        """``run --machine DIR``: the machine in DIR, created from *fixture* on first use."""
+        if (Path(path) / "machine.json").exists():
+            return cls.open(path)
+        if fixture is None:
+            raise MachineError(f"{path}: no machine here yet: give --fixture (and --state) to create it")
+        return cls.create(path, fixture, kernel or "capture")
+
+    # -- state -------------------------------------------------------------------------------
+
+    def live(self, quirks: frozenset[str] | None = None) -> LiveMachine:
+        """The machine, live, as it was left."""
+        state = MachineState.from_dict(self.doc["state"])
+        judge = Judge.from_dict(self.doc.get("judge", {}))
+        return LiveMachine(VmcoreImage(self.fixture), quirks=quirks, state=state, judge=judge)
+
+    def save(self, machine: LiveMachine) -> None:
+        """Keep *machine*'s state (atomically: a crash of ours never leaves half a file)."""
+        with machine.lock:
+            self.doc["state"] = machine.state.to_dict()
+            self.doc["judge"] = machine.judge.to_dict()
+            text = json.dumps(self.doc, indent=1)
+        _write_private(self.state_file, text)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``abi-harness machine show`` prints."""
+        live = self.live()
+        state = live.state
+        return {
+            "machine": str(self.path),
+            "fixture": self.fixture.name,
+            "platform": self.fixture.platform,
+            "arch": self.fixture.arch,
+            "kernel": state.kernel.kernel,
+            "variables": {v: state.kernel[v] for v in live.lifecycle.variables},
+            "armed": live.lifecycle.is_armed(state.kernel),
+            "crash_size": state.crash_size,
+            "crash_kernel": state.crash_kernel,
+            "kexec_kernel": state.kexec_kernel,
+            "bootargs": state.bootargs,
+            "sysctls": dict(state.sysctls),
+            "dumps": state.dump,
+            "released": len(state.releases),
+            "runs": self.doc.get("runs", 0),
+            "events": state.events,
+        }
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the machine for one run; MachineError at once when another run holds it."""
+        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise MachineError(f"{self.path}: another run is using this machine") from None
+            self.doc["runs"] = int(self.doc.get("runs", 0)) + 1
+            yield
+        finally:
+            (self.path / "active.json").unlink(missing_ok=True)
+            os.close(fd)
+
+    def mark_active(self, mock_root: Path) -> None:
+        """Say where the live run serves this machine (for ``crash``/``reboot`` from outside)."""
+        _write_private(self.path / "active.json", json.dumps({"pid": os.getpid(), "start": start_time(os.getpid()),
+                                                               "mock": str(mock_root)}))
+
+    def in_use(self) -> dict[str, Any] | None:
+        """The live run's record, or None when no run holds the machine."""
+        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                try:
+                    return dict(json.loads((self.path / "active.json").read_text()))
+                except (OSError, ValueError):
+                    return {"pid": None}
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+
+def transition(path: str | os.PathLike[str], name: str, by: str) -> list[str]:
+    """``abi-harness crash DIR`` / ``reboot DIR``: the transition *name* of the machine in *path*.
+
+    With no run using the machine, its saved state changes. With one, the
+    request goes to its mock (in the run's mount namespace), and the machine
+    goes down under the run: every process of it dies, as in a real crash.
+    """
+    machine = MachineDir.open(path)
+    active = machine.in_use()
+    if active is None:
+        with machine.locked():
+            live = machine.live()
+            ran = (life.crash if name == "crash" else life.reboot)(live, by)
+            machine.save(live)
+        return ran
+    if not active.get("pid") or not is_alive(int(active["pid"]), active.get("start")):
+        raise MachineError(f"{path}: a run holds this machine but cannot be reached; try again when it ends")
+    answer = _ask_live(int(active["pid"]), str(active["mock"]), {"op": name, "by": by})
+    if "errno" in answer:
+        raise MachineError(f"{path}: cannot {name}: {answer.get('reason')}")
+    return list(answer.get("ran", []))
+
+
+def _ask_live(pid: int, mock: str, request: dict[str, Any]) -> dict[str, Any]:
+    """A control request to the mock of a live run, from inside the run supervisor's mount namespace."""
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            os.close(r)
+            ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            setns(ns, CLONE_NEWNS)
+            fd = os.open(control_path(mock), os.O_RDWR | os.O_CLOEXEC)
+            os.pwrite(fd, json.dumps(request).encode(), 0)
+            os.write(w, os.pread(fd, 1 << 20, 0))
+            code = 0
+        except BaseException as exc:
+            os.write(w, json.dumps({"errno": 1, "reason": str(exc)}).encode())
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 65536):
+        chunks.append(chunk)
+    os.close(r)
+    os.waitpid(child, 0)
+    try:
+        return dict(json.loads(b"".join(chunks) or b"{}"))
+    except ValueError:
+        return {"errno": 1, "reason": "no answer from the live run"}
