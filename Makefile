@@ -17,9 +17,12 @@ STAMP  := $(VENV)/.installed
 # What the demo needs: FUSE (fusermount3, libfuse3) and mount(8).
 DEMO_DEBS := fuse3 util-linux
 # What the whole suite drives besides.
-TEST_DEBS := $(DEMO_DEBS) procps makedumpfile elfutils gdb gdb-multiarch file
-# Unpacked privately (no maintainer scripts).
-PRIVATE_DEBS := kexec-tools kdump-tools
+# kdump-config itself needs file, sysctl (procps), /lib/lsb/init-functions (sysvinit-utils)
+# and busybox; the tests reboot machines with busybox's reboot -f.
+TEST_DEBS := $(DEMO_DEBS) procps makedumpfile elfutils gdb gdb-multiarch file busybox-static sysvinit-utils \
+  bsdextrautils
+# Unpacked privately (no maintainer scripts); Debian's kernel is the one kexec loads.
+PRIVATE_DEBS := kexec-tools kdump-tools linux-image-$(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 # The shared libraries of the privately unpacked programs (libxen* for kexec).
 PRIVATE_LIBS = $(shell apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks \
   --no-replaces --no-enhances $(PRIVATE_DEBS) 2>/dev/null | awk '/Depends: lib/ {print $$2}' | sort -u)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from abi_specs.units import format_size
 from mockfs.session.machines import MachineDir, transition
 
 
@@ -21,13 +22,28 @@ def cmd_show(args: argparse.Namespace) -> int:
         ck = doc["crash_kernel"]
         print(f"  crash kernel  {ck.get('syscall')} by {ck.get('comm')}: {ck.get('cmdline', '')!r}")
     if doc["crash_size"]:
-        print(f"  crashkernel   {doc['crash_size']} bytes reserved")
+        print(f"  crashkernel   {format_size(doc['crash_size'])} reserved")
     for key, value in doc["sysctls"].items():
         print(f"  sysctl     {key.replace('/', '.')} = {value.strip()}")
     print(f"  dumps      {doc['dumps']} held, {doc['released']} releases of the current one; {doc['runs']} runs")
     for event in doc["events"][-20:]:
         extra = {k: v for k, v in event.items() if k not in ("event", "time", "kernel")}
         print(f"    {event['event']:<14} {json.dumps(extra) if extra else ''}")
+    return 0
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    from mockfs.tools import debs
+
+    machine = MachineDir.open(args.dir)
+    for package in args.packages:
+        name = debs.resolve(package)
+        trees = debs.unpacked(name)
+        tree = trees[-1] if trees else debs.unpack(name)
+        # A kernel package's modules (hundreds of MiB) are no use to a machine that never boots it.
+        only = ("boot",) if name.startswith("linux-image-") else ()
+        count = machine.install(tree, only)
+        print(f"{args.dir}: installed {name} ({count} files{', /boot only' if only else ''}; no maintainer scripts ran)")
     return 0
 
 
@@ -50,6 +66,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("dir", metavar="DIR")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(func=cmd_show)
+
+    install = msub.add_parser(
+        "install", help="put Debian packages into the machine's root file system",
+        description="Download each PACKAGE with apt-get download (nothing is installed on the host), unpack it "
+        "privately and put its files into the machine's root file system, where only runs on this machine see "
+        "them. No maintainer script runs: configure what a script would have with a run, e.g. "
+        "'abi-harness run --machine DIR -- cp /usr/share/kdump-tools/kdump-tools.conf /etc/default/kdump-tools'. "
+        "A kernel metapackage (linux-image-amd64) means the kernel it depends on; of a kernel only /boot is put in.")
+    install.add_argument("dir", metavar="DIR")
+    install.add_argument("packages", nargs="+", metavar="PACKAGE", help="e.g. kdump-tools kexec-tools linux-image-amd64")
+    install.set_defaults(func=cmd_install)
 
     for name, what in (("crash", "crash the machine: armed, it boots its capture kernel holding a new dump; not "
                         "armed, it just reboots and no dump is taken"),

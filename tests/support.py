@@ -35,6 +35,46 @@ def tool(name: str) -> str:
     return str(path)
 
 
+def private_tree(package: str) -> Path:
+    """The private unpacked tree of a Debian package ``make test`` unpacks; a missing one fails the test."""
+    from mockfs.tools import debs
+
+    name = debs.resolve(package)
+    trees = debs.unpacked(name)
+    if not trees:
+        pytest.fail(f"{name} is not unpacked privately (make private-debs does it)")
+    return trees[-1]
+
+
+#: Prefix of every command that writes /proc/sysrq-trigger, calls reboot(2) or runs kexec:
+#: the probe proves, inside the runner, that the seals are in place, and only then execs it.
+SEALED = [sys.executable, "-m", "mockfs.sandbox.probe", "--"]
+
+#: Host sysctls a dump service writes (kdump-config: kernel.panic_on_oops) or that decide a crash.
+WATCHED_SYSCTLS = ("kernel/panic_on_oops", "kernel/panic", "kernel/sysrq", "kernel/hostname",
+                   "kernel/unknown_nmi_panic", "kernel/softlockup_panic", "vm/panic_on_oom")
+#: Where a dump service on the host would leave files.
+WATCHED_DIRS = ("/var/lib/kdump", "/var/crash", "/etc/default", "/boot", "/usr/sbin")
+WATCHED_FILES = ("/sys/kernel/kexec_crash_loaded", "/sys/kernel/kexec_loaded", "/sys/kernel/kexec_crash_size",
+                 "/sys/kernel/fadump_registered", "/sys/kernel/fadump/registered")
+
+
+def host_snapshot() -> dict[str, object]:
+    """What a dump service could change on the host: sysctls, kexec/fadump state, its directories."""
+    snap: dict[str, object] = {}
+    for key in WATCHED_SYSCTLS:
+        path = Path("/proc/sys") / key
+        snap[f"sysctl {key}"] = path.read_text() if path.exists() else None
+    for name in WATCHED_FILES:
+        path = Path(name)
+        snap[name] = path.read_text() if path.exists() else None
+    for name in WATCHED_DIRS:
+        root = Path(name)
+        snap[name] = sorted(str(p) for p in root.rglob("*")) if root.is_dir() else None
+    snap["hostname"] = os.uname().nodename
+    return snap
+
+
 def cli_path() -> Path:
     """The installed ``abi-harness`` console script next to this Python."""
     script = Path(sys.executable).parent / "abi-harness"

@@ -33,6 +33,13 @@ class Violation:
         return {"kind": self.kind, "message": self.message, "evidence": self.evidence}
 
 
+def _counted(counts: dict[str, int], final: list[Violation]) -> dict[str, int]:
+    total = dict(counts)
+    for v in final:
+        total[v.kind] = total.get(v.kind, 0) + 1
+    return total
+
+
 class Judge:
     """Watches one collector run on one machine and records the violations."""
 
@@ -45,6 +52,9 @@ class Judge:
         with self.lock:
             self.violations: list[Violation] = []
             self.counts: dict[str, int] = {}
+            # What the end of a run finds (memory still held): judged again at every end,
+            # so a machine that lives on is not blamed for what a later run put right.
+            self.final: list[Violation] = []
             self.read_sources = IntervalSet()  # physical source bytes the collector read
             self.requested = IntervalSet()  # ranges it asked to release (as written)
 
@@ -130,22 +140,36 @@ class Judge:
 
     # -- the end ------------------------------------------------------------------------
 
-    def phyp_held(self, areas: PhypAreas, freed: IntervalSet) -> None:
+    def conclude(self, final: list[Violation]) -> None:
+        """The end of a run: *final* replaces what earlier ends found."""
+        with self.lock:
+            self.final = list(final)
+
+    @staticmethod
+    def phyp_held(areas: PhypAreas, freed: IntervalSet) -> list[Violation]:
         """At the end of a phyp run: reserved page frames the kernel still holds (never freed)."""
         held = freed.gaps(areas.reserve_start, areas.reserve_end)
-        if held:
-            frames = sum(-(-b // areas.page_size) - a // areas.page_size for a, b in held)
-            self.violate("memory-held", "reserved memory was never released",
-                         {"first": held[0][0], "bytes": sum(b - a for a, b in held), "frames": frames})
+        if not held:
+            return []
+        frames = sum(-(-b // areas.page_size) - a // areas.page_size for a, b in held)
+        return [Violation("memory-held", "reserved memory was never released",
+                          {"first": held[0][0], "bytes": sum(b - a for a, b in held), "frames": frames})]
 
-    def fadump_held(self) -> None:
-        self.violate("memory-held", "release_mem was never written: the dump memory is still reserved")
+    @staticmethod
+    def fadump_held() -> list[Violation]:
+        return [Violation("memory-held", "release_mem was never written: the dump memory is still reserved")]
+
+    @property
+    def all_violations(self) -> list[Violation]:
+        """Everything seen during the dump's life, and what the last end found."""
+        with self.lock:
+            return [*self.violations, *self.final]
 
     def summary(self) -> dict[str, object]:
         with self.lock:
             return {
                 "read_ranges": [{"start": a, "end": b} for a, b in self.read_sources],
                 "bytes_read": self.read_sources.total(),
-                "violations": [v.as_dict() for v in self.violations],
-                "violation_counts": dict(self.counts),
+                "violations": [v.as_dict() for v in [*self.violations, *self.final]],
+                "violation_counts": _counted(self.counts, self.final),
             }

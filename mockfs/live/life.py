@@ -42,8 +42,32 @@ def _kexec_file_load(m: LiveMachine, req: dict[str, Any]) -> dict[str, Any]:
                       reason=refusal.reason, comm=req.get("comm"))
         return _refused(refusal)
     loaded = {"syscall": "kexec_file_load", "flags": flags, "kernel": req.get("kernel"), "initrd": req.get("initrd"),
-              "cmdline": cmdline.rstrip(b"\0").decode("utf-8", "replace"), "comm": req.get("comm")}
+              "cmdline": cmdline.rstrip(b"\0").decode("utf-8", "replace"), "comm": req.get("comm"),
+              "argv": req.get("argv")}
     return _apply_load(m, flags & names["KEXEC_FILE_UNLOAD"] != 0, on_crash, loaded)
+
+
+#: kexec-tools' options naming what kexec_load's opaque segments were made of.
+_KEXEC_TOOLS_OPTIONS = {"--command-line": "cmdline", "--append": "cmdline", "--initrd": "initrd",
+                        "--ramdisk": "initrd"}
+
+
+def _kexec_tools_args(argv: list[str]) -> dict[str, str]:
+    """The command line, initrd and kernel of a kexec_load, from the caller's own arguments.
+
+    kexec_load hands the kernel prepared memory segments, in which the command
+    line and the initrd are no longer marked; kexec-tools (the one caller of
+    the call in practice) names them on its command line.
+    """
+    found: dict[str, str] = {}
+    words = iter(argv[1:])
+    for word in words:
+        name, eq, value = word.partition("=")
+        if name in _KEXEC_TOOLS_OPTIONS:
+            found[_KEXEC_TOOLS_OPTIONS[name]] = value if eq else next(words, "")
+        elif not word.startswith("-"):
+            found["kernel"] = word
+    return found
 
 
 def _kexec_load(m: LiveMachine, req: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +83,7 @@ def _kexec_load(m: LiveMachine, req: dict[str, Any]) -> dict[str, Any]:
         return _refused(refusal)
     on_crash = bool(flags & kexec.kexec_load_flags()["KEXEC_ON_CRASH"])
     loaded = {"syscall": "kexec_load", "flags": flags, "entry": req.get("entry"), "segments": req.get("segments"),
-              "kernel": req.get("kernel"), "comm": req.get("comm")}
+              "comm": req.get("comm"), "argv": req.get("argv"), **_kexec_tools_args(req.get("argv") or [])}
     return _apply_load(m, not segments, on_crash, loaded)
 
 

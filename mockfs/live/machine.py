@@ -231,12 +231,14 @@ class LiveMachine:
     def finish(self) -> list[Violation]:
         """Violations that only show at the end (memory still held); all of them."""
         with self.lock:
+            final = []
             if self.state.kernel.kernel == "capture" and self.state.dump_active:
                 if self.areas is not None:
-                    self.judge.phyp_held(self.areas, self.state.freed)
+                    final += self.judge.phyp_held(self.areas, self.state.freed)
                 if self.fixture.platform == "fadump":
-                    self.judge.fadump_held()
-            return list(self.judge.violations)
+                    final += self.judge.fadump_held()
+            self.judge.conclude(final)
+            return self.judge.all_violations
 
     def summary(self) -> dict[str, object]:
         """What happened, for reports."""

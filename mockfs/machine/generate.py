@@ -140,6 +140,7 @@ def new_fixture(
         seed=seed,
         phyp=PhypDump() if platform == "phyp" else None,
         fadump=_fadump_areas(size) if platform == "fadump" else None,
+        crashkernel=_crashkernel(size) if platform == "kdump" else None,
         **(_planted(size, ps) if plant_pages else {}),  # type: ignore[arg-type]
     )
     try:
@@ -154,6 +155,21 @@ def manifest_text(fixture: Fixture, description: str = "") -> str:
     if description:
         doc = {"format": doc.pop("format"), "name": doc.pop("name"), "description": description, **doc}
     return tomli_w.dumps(doc)
+
+
+#: crashkernel=256M, as distributions configure it; the kernel aligns the area to 16 MiB.
+CRASHKERNEL_SIZE = 256 << 20
+CRASHKERNEL_ALIGN = 16 << 20
+
+
+def _crashkernel(size: int) -> tuple[int, int]:
+    """The production kernel's crashkernel= area: just above the RAM the capture kernel exports.
+
+    The capture kernel's view of memory leaves the area out, so a machine of
+    *size* bytes of crashed-kernel RAM had size + 256 MiB in all.
+    """
+    start = -(-size // CRASHKERNEL_ALIGN) * CRASHKERNEL_ALIGN
+    return (start, CRASHKERNEL_SIZE)
 
 
 def _fadump_areas(size: int) -> Fadump:

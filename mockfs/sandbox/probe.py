@@ -21,11 +21,41 @@ import ctypes
 import os
 import sys
 
+from abi_specs.elf import machine_number
+
 from .seal import PROBE_ERRNO, PROBE_REBOOT, raw_syscall
 
 PROC_SUPER_MAGIC = 0x9FA0
 OVERLAYFS_SUPER_MAGIC = 0x794C7630
-_REBOOT_NR = {"x86_64": 169}
+
+
+def host_arch() -> str | None:
+    """The architecture this process really runs on, from its own executable's ELF header.
+
+    Not uname: inside a run the seal answers uname with the mocked machine's
+    values, and a ppc64 machine's answer says nothing of the syscall table here.
+    """
+    from abi_specs import builtin_spec
+    from abi_specs.elf import structs
+
+    with open("/proc/self/exe", "rb") as exe:
+        ident = exe.read(64)
+    order = "little" if ident[5] == 1 else "big"
+    e_machine = structs(order).Elf_Ehdr.parse(ident)["e_machine"]
+    for name, arch in builtin_spec().arches.items():
+        if arch.byteorder == order and arch.e_machine == machine_number(e_machine):
+            return name
+    return None
+
+
+def _reboot_number() -> tuple[str, int | None]:
+    from abi_specs.kexec import syscall_numbers
+
+    arch = host_arch() or os.uname().machine
+    try:
+        return arch, syscall_numbers(arch)["reboot"]
+    except KeyError:
+        return arch, None
 
 
 class _Statfs(ctypes.Structure):
@@ -44,9 +74,9 @@ def fs_type(path: str) -> int | None:
 def problems() -> list[str]:
     """What is not sealed (empty when everything is)."""
     out = []
-    nr = _REBOOT_NR.get(os.uname().machine)
+    arch, nr = _reboot_number()
     if nr is None:
-        out.append(f"no reboot(2) number for {os.uname().machine}: cannot prove the syscall seal")
+        out.append(f"no reboot(2) number for {arch}: cannot prove the syscall seal")
     else:
         got = raw_syscall(nr, *PROBE_REBOOT)
         if got != -PROBE_ERRNO:

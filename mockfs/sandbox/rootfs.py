@@ -2,7 +2,7 @@
 
 * ``/`` is an overlay: the host's root below, the machine's directory above,
   so every write outside the binds lands in the machine, never on the host;
-* ``/dev`` is the host's, but ``/dev/shm`` is private and ``/dev/kmsg`` read-only;
+* ``/dev`` is the host's, but ``/dev/shm`` is private and ``/dev/kmsg`` closed (bound nodev);
 * ``/sys`` is the host's, read-only, with the mock's /sys/kernel files merged in
   (:func:`merge_sys_kernel`);
 * ``/proc`` is the runner's FUSE overlay (:mod:`mockfs.fuse.procfs`) with the
@@ -53,13 +53,17 @@ def bind_into(newroot: str, source: str, path: str | None = None, recursive: boo
 
 
 def seal_dev(newroot: str) -> None:
-    """The host's /dev, with a private /dev/shm and a read-only /dev/kmsg (no writes to the host's log)."""
+    """The host's /dev, with a private /dev/shm and a closed /dev/kmsg.
+
+    A read-only mount does not stop writes to a device node, so /dev/kmsg is
+    bound ``nodev``: opening it fails (EACCES) and nothing reaches the host's log.
+    """
     bind_into(newroot, "/dev")
     _seal("/dev/shm", mount, "shm", newroot + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     kmsg = newroot + "/dev/kmsg"
     if os.path.exists(kmsg):
         _seal("/dev/kmsg", mount, kmsg, kmsg, None, MS_BIND)
-        _seal("/dev/kmsg", mount, None, kmsg, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+        _seal("/dev/kmsg", mount, None, kmsg, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NODEV | MS_NOSUID)
 
 
 def seal_sys(newroot: str) -> None:

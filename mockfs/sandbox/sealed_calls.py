@@ -40,12 +40,16 @@ class Caller:
         self.note = note
         self.mem = os.open(f"{note.pid}/mem", os.O_RDWR | os.O_CLOEXEC, dir_fd=proc_fd)
         self.pidfd = raw_syscall(_SYS_PIDFD_OPEN, note.pid, 0)
-        try:
-            with open(f"{note.pid}/comm", opener=lambda p, f: os.open(p, f, dir_fd=proc_fd)) as f:
-                self.comm = f.read().strip()
-        except OSError:
-            self.comm = "?"
+        self.comm = self._proc_text(proc_fd, "comm").strip() or "?"
+        self.argv = [a for a in self._proc_text(proc_fd, "cmdline").split("\0") if a]
         self.check()
+
+    def _proc_text(self, proc_fd: int, name: str) -> str:
+        try:
+            with open(f"{self.note.pid}/{name}", "rb", opener=lambda p, f: os.open(p, f, dir_fd=proc_fd)) as f:
+                return f.read(MAX_CMDLINE).decode("utf-8", "replace")
+        except OSError:
+            return ""
 
     def close(self) -> None:
         os.close(self.mem)
@@ -167,6 +171,8 @@ def answer(note: Notification, control_fd: int, proc_fd: int, events: list[str])
             note.answer(0, request)
             return False
         request.update(pid=note.pid, comm=caller.comm)
+        if call.startswith("kexec"):
+            request["argv"] = caller.argv
         if control_fd < 0:  # uname without a machine: this namespace's own answer
             u = os.uname()
             reply = {"result": 0, "release": u.release, "version": u.version, "machine": u.machine}
@@ -176,8 +182,10 @@ def answer(note: Notification, control_fd: int, proc_fd: int, events: list[str])
             caller.write(int(request["buf"]), _uname_struct(reply))
         if call != "uname":
             events.append(f"{call} by {caller.comm}: " + (reply.get("reason", "") or "ok"))
+        if reply.get("down"):
+            return True  # a reboot that worked never returns: the runner kills the caller with the rest
         note.answer(int(reply.get("result", 0)), int(reply.get("errno", 0)))
-        return bool(reply.get("down"))
+        return False
     except OSError as exc:
         note.answer(0, exc.errno if isinstance(exc.errno, int) and 0 < exc.errno < 4096 else errno.EPERM)
         return False

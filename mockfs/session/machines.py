@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,43 @@ class MachineDir:
         if fixture is None:
             raise MachineError(f"{path}: no machine here yet: give --fixture (and --state) to create it")
         return cls.create(path, fixture, kernel or "capture")
+
+    # -- its root file system ------------------------------------------------------------------
+
+    def install(self, tree: str | os.PathLike[str], only: tuple[str, ...] = ()) -> int:
+        """Put the files of an unpacked package *tree* into the machine's root file system.
+
+        They land in the overlay's upper layer, so the machine's programs see
+        them and the host does not. Paths follow the host's own directory
+        links (``/sbin`` is ``usr/sbin`` on a merged-/usr system), lest a
+        package's ``sbin/`` hide the host's. *only* keeps just the named
+        top-level directories. No maintainer script runs. Returns the number
+        of files placed.
+        """
+        source = Path(tree)
+        upper = self.rootfs / "upper"
+        count = 0
+        for dirpath, dirnames, filenames in os.walk(source):
+            rel = Path(dirpath).relative_to(source)
+            if only and rel.parts and rel.parts[0] not in only:
+                dirnames.clear()
+                continue
+            if rel.parts:  # empty directories too (/var/lib/kdump): programs expect them
+                (upper / os.path.realpath("/" + str(rel)).lstrip("/")).mkdir(parents=True, exist_ok=True)
+            links = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
+            for name in filenames + links:
+                item = Path(dirpath) / name
+                if only and not rel.parts:
+                    continue  # a file at the top of the tree is in no kept directory
+                target = upper / os.path.realpath("/" + str(rel)).lstrip("/") / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.unlink(missing_ok=True)
+                if item.is_symlink():
+                    os.symlink(os.readlink(item), target)
+                else:
+                    shutil.copy2(item, target)
+                count += 1
+        return count
 
     # -- state -------------------------------------------------------------------------------
 

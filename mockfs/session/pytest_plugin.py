@@ -14,6 +14,13 @@ Installed with the package (entry point ``pytest11``), it gives two fixtures:
     returns a :class:`~mockfs.session.runner.RunResult` (exit status, report,
     violations, trace).
 
+``abi_machine``
+    A :class:`~mockfs.session.testbed.Machine` living in the test's temporary
+    directory: ``abi_machine.run(argv)``, ``abi_machine.crash()``,
+    ``abi_machine.reboot()``, ``abi_machine.state``. It starts in the state the
+    marker names (``@pytest.mark.abi_fixture("fadump-power9", state="armed")``;
+    default ``capture``).
+
 Choose the fixture image with ``@pytest.mark.abi_fixture("kdump-x86_64")`` or
 parametrize indirectly: ``@pytest.mark.parametrize("abi_mock", [...], indirect=True)``
 (``abi_run`` follows ``abi_mock``'s parameter too). The default is ``phyp-power6``.
@@ -33,8 +40,14 @@ DEFAULT_FIXTURE = "phyp-power6"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "abi_fixture(name, faults=None): the fixture image (and faults) for abi_mock and abi_run"
+        "markers", "abi_fixture(name, faults=None, state='capture'): the fixture image (and faults, and the "
+        "machine's first state) for abi_mock, abi_run and abi_machine"
     )
+
+
+def _state(request: pytest.FixtureRequest) -> str:
+    marker = request.node.get_closest_marker("abi_fixture")
+    return str(marker.kwargs.get("state", "capture")) if marker is not None else "capture"
 
 
 def _choice(request: pytest.FixtureRequest) -> tuple[str, list[str]]:
@@ -77,3 +90,12 @@ def abi_run(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., obj
                    faults=marked_faults if faults is None else faults, workdir=work, **kwargs)
 
     return runner
+
+
+@pytest.fixture
+def abi_machine(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+    """A machine across runs, crashes and reboots (see the module docstring)."""
+    from mockfs.session.testbed import Machine
+
+    name, _ = _choice(request)
+    return Machine(tmp_path / "abi-machine", name, state=_state(request))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from abi_specs.units import format_size, plural
 
 from .runner import EXIT_VIOLATIONS, RunResult
@@ -12,13 +14,51 @@ def _evidence(ev: dict[str, object]) -> str:
                      for k, v in ev.items())
 
 
+def _event_text(event: dict[str, Any]) -> str:
+    """One event of the machine's life, in words."""
+    kind = str(event.get("event"))
+    detail = {k: v for k, v in event.items() if k not in ("event", "time", "kernel")}
+    if kind == "sysctl":
+        return f"sysctl {detail.get('key')} = {detail.get('value')}"
+    by = f" by {detail.pop('comm')}" if detail.get("comm") else ""
+    via = f" ({detail.pop('syscall')})" if detail.get("syscall") else ""
+    rest = ", ".join(f"{k} {v}" for k, v in detail.items() if not isinstance(v, (dict, list)))
+    return f"{kind}{by}{via}" + (f": {rest}" if rest else "")
+
+
+def _machine_lines(result: RunResult) -> list[str]:
+    """The machine's side of the run: its kernel, what it went through, the sysctls it keeps."""
+    r, m = result.report, result.machine
+    lines = []
+    if m:
+        held = [k for k, v in m.get("variables", {}).items() if v]
+        armed = ", armed for the next crash" if m.get("armed") else ""
+        lines.append(f"  machine: {m.get('kernel')} kernel{armed}; holds {', '.join(held) or 'nothing'}")
+    events = [e for e in r.get("events", []) if e.get("event") != "created"]  # type: ignore[union-attr]
+    for event in events[:20]:
+        lines.append(f"    {_event_text(event)}")
+    if len(events) > 20:
+        lines.append(f"    ... {len(events) - 20} more events")
+    if result.crashed:
+        lines.append("  the machine crashed during the run: every process of the run was killed")
+    elif result.rebooted:
+        lines.append("  the machine rebooted during the run: every process of the run was killed")
+    if result.seal:
+        lines.append(f"  sealed calls answered by the machine: {len(result.seal)}")
+        lines += [f"    {call}" for call in result.seal[:10]]
+    return lines
+
+
 def render_report(result: RunResult) -> str:
     """The report ``abi-harness run`` prints after the program ended."""
     r = result.report
     lines = [f"abi-harness: {r.get('fixture')} ({r.get('platform')}); the program exited with {result.returncode}"]
     if result.faults:
         lines.append(f"  faults: {', '.join(result.faults)}")
+    lines += _machine_lines(result)
     ranges = r.get("read_ranges", [])
+    if r.get("kernel") == "armed" and not ranges and not r.get("releases") and not r.get("violations"):
+        return "\n".join([*lines, f"  exit status: {result.exit_status}"])  # no dump was there to read
     lines.append(f"  read: {format_size(int(r.get('bytes_read', 0)))} of crashed memory in {plural(len(ranges), 'range')}")
     releases = r.get("releases", [])
     if releases:

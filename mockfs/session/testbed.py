@@ -5,6 +5,15 @@
 >>> mock.report["violations"]                                      # doctest: +SKIP
 []
 
+A machine through its whole life, across runs:
+
+>>> machine = Machine(tmp / "m", "kdump-x86_64", state="armed")   # doctest: +SKIP
+>>> machine.run(["kexec", "-p", vmlinuz, "--initrd", initrd])     # doctest: +SKIP
+>>> machine.crash()                                                # doctest: +SKIP
+['crash']
+>>> machine.kernel, machine.variables["dump_active"]               # doctest: +SKIP
+('capture', True)
+
 Used by the pytest plugin (:mod:`mockfs.session.pytest_plugin`) and by our own tests.
 """
 
@@ -20,7 +29,14 @@ from mockfs.fuse.faults import FaultPlan, parse_faults
 from mockfs.live import LiveMachine
 from mockfs.machine import Fixture, VmcoreImage, resolve_fixture
 
-from .machines import MachineDir
+from .machines import MachineDir, transition
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from .runner import RunResult
 
 
 class MockMount:
@@ -82,3 +98,59 @@ class MockMount:
         self.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+class Machine:
+    """A machine that lives across runs, kept in a directory (``abi-harness run --machine DIR``).
+
+    *fixture* and *state* (``capture`` or ``armed``) are needed only when
+    *path* holds no machine yet. :meth:`run` runs a program on it, sealed;
+    :meth:`crash` and :meth:`reboot` are the transitions from outside;
+    :attr:`state` is what ``abi-harness machine show --json`` prints.
+    """
+
+    def __init__(self, path: str | Path, fixture: str | Path | Fixture | None = None, state: str = "capture") -> None:
+        self.path = Path(path)
+        if (self.path / "machine.json").exists():
+            MachineDir.open(self.path)
+        else:
+            if fixture is None:
+                raise ValueError(f"{self.path}: no machine here yet: give a fixture to create it")
+            MachineDir.create(self.path, fixture if isinstance(fixture, Fixture) else str(fixture), state)
+        self._runs = 0
+
+    def run(self, argv: Sequence[str], **options: Any) -> RunResult:
+        """Run *argv* on the machine (options as :func:`mockfs.session.runner.run`)."""
+        from .runner import run
+
+        self._runs += 1
+        options.setdefault("workdir", self.path.parent / f".{self.path.name}-run-{self._runs}")
+        return run(argv, machine=self.path, **options)
+
+    def crash(self) -> list[str]:
+        """Crash the machine; returns the transitions that ran (``['crash']``; ``['crash', 'boot']`` when not armed)."""
+        return transition(self.path, "crash", "testbed")
+
+    def reboot(self) -> list[str]:
+        """Reboot the machine into its production kernel."""
+        return transition(self.path, "reboot", "testbed")
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The machine now: kernel, variables, what is loaded, sysctls, dumps, events."""
+        return MachineDir.open(self.path).describe()
+
+    @property
+    def kernel(self) -> str:
+        """``armed`` (the production kernel) or ``capture``."""
+        return str(self.state["kernel"])
+
+    @property
+    def armed(self) -> bool:
+        """Whether a crash now would leave a dump."""
+        return bool(self.state["armed"])
+
+    @property
+    def variables(self) -> dict[str, bool]:
+        """The platform's state variables (``registered``, ``crash_loaded``, ``dump_active``...)."""
+        return dict(self.state["variables"])

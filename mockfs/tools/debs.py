@@ -49,6 +49,33 @@ def _run(argv: list[str], cwd: Path | None = None) -> str:
     return proc.stdout
 
 
+def resolve(package: str) -> str:
+    """*package*, or for a kernel metapackage (``linux-image-amd64``) the versioned package it depends on.
+
+    A metapackage holds no files; what a user means by it is the kernel it pulls in.
+    """
+    if not package.startswith("linux-image-") or any(c.isdigit() for c in package.removeprefix("linux-image-")[:1]):
+        return package
+    for line in _run(["apt-cache", "depends", package]).splitlines():
+        kind, _, name = line.strip().partition(": ")
+        if kind == "Depends" and name.startswith("linux-image-") and name[len("linux-image-"):][:1].isdigit():
+            return name
+    raise DebError(f"{package}: apt-cache names no versioned kernel package it depends on")
+
+
+def kernel_image(package: str = "") -> Path:
+    """The vmlinuz of Debian's kernel package (default: the host architecture's flavour), unpacked privately."""
+    if not package:
+        package = "linux-image-" + _run(["dpkg", "--print-architecture"]).strip()
+    name = resolve(package)
+    trees = unpacked(name)
+    tree = trees[-1] if trees else unpack(name)
+    images = sorted((tree / "boot").glob("vmlinu[xz]-*"))
+    if not images:
+        raise DebError(f"{tree}: the package {name} holds no boot/vmlinuz-*")
+    return images[-1]
+
+
 def unpack(package: str, deb: Path | None = None) -> Path:
     """Unpack *package* (a name to download, or the .deb file *deb*) privately; return its tree."""
     root = private_root()
@@ -80,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m mockfs.tools.debs PACKAGE...", file=sys.stderr)
         return 2
     try:
-        for package in packages:
+        for package in map(resolve, packages):
             trees = unpacked(package)
             print(trees[-1] if trees else unpack(package))
     except DebError as exc:
