@@ -72,11 +72,11 @@ lint: venv
 	$(BIN)/ruff check .
 
 docs: venv
-	$(BIN)/abi-harness docs
+	$(BIN)/abi-harness docs --readme README.md
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/abi-harness docs --check
+	$(BIN)/abi-harness docs --check --readme README.md
 	$(BIN)/pytest -n auto
 
 bench: install

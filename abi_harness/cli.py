@@ -108,17 +108,38 @@ def cmd_docs(args: argparse.Namespace) -> int:
     spec = builtin_spec()
     tree = render_tree(spec)
     out = Path(args.out)
+    readme, fresh = _readme(args.readme, spec)
     if args.check:
         diff = first_difference(tree, out)
+        if diff is None and readme is not None and readme.read_text() != fresh:
+            diff = f"{readme}: its lifecycle tables differ from the spec"
         if diff:
             print(f"{PROG}: Documentation/ABI drafts are stale: {diff} (run '{PROG} docs' to regenerate)", file=sys.stderr)
             return EXIT_INVALID
         print(f"{out}: {len(tree)} files match the spec")
         return 0
     written = write_tree(tree, out)
+    if readme is not None and readme.read_text() != fresh:
+        readme.write_text(fresh)
+        written.append(readme)
     for path in written:
         print(path)
     return 0
+
+
+def _readme(name: str | None, spec: Spec) -> tuple[Path | None, str]:
+    """The README whose lifecycle tables ``docs`` keeps, and its text rendered afresh."""
+    if name is None:
+        return None, ""
+    from abi_specs.lifecycle_docs import with_lifecycles
+
+    path = Path(name)
+    try:
+        return path, with_lifecycles(path.read_text(), spec)
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(f"{path}: {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default="Documentation-ABI", help="output directory (default: %(default)s)")
     p.add_argument("--check", action="store_true", help="exit 1, naming the first stale file, unless DIR matches the spec")
     p.add_argument("--spec-file", metavar="FILE", help="print the entries of a spec file of your own instead")
+    p.add_argument("--readme", metavar="FILE",
+                   help="also render the lifecycle tables between the markers of FILE (the project's README.md)")
     p.set_defaults(func=cmd_docs)
 
     fixture_cmd.register(sub)

@@ -7,6 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from abi_specs import builtin_spec
+from mockfs.conform.arming import Arming
 from mockfs.conform.campaign import Outcome, conform, junit_xml, save_failure
 from mockfs.session.demo import DEMO_FIXTURES, run_demo
 from mockfs.session.report import render_report
@@ -21,6 +23,22 @@ def _command(args: argparse.Namespace) -> list[str]:
     if not argv:
         raise UsageError("no collector command given: abi-harness conform [OPTIONS] -- CMD ARGS ({output} is replaced)")
     return argv
+
+
+def _arming(args: argparse.Namespace) -> Arming | None:
+    """--arm CMD and --install PACKAGE: the arming half, with the packages unpacked once, up front."""
+    if args.arm is None:
+        if args.install:
+            raise UsageError("--install puts packages into armed machines: it needs --arm CMD")
+        return None
+    from mockfs.tools import debs
+
+    trees = []
+    for package in args.install:
+        name = debs.resolve(package)
+        found = debs.unpacked(name)
+        trees.append(found[-1] if found else debs.unpack(name))
+    return Arming(args.arm, tuple(args.install), tuple(trees))
 
 
 def cmd_conform(args: argparse.Namespace) -> int:
@@ -40,8 +58,13 @@ def cmd_conform(args: argparse.Namespace) -> int:
         shown.append(outcome)
 
     shown: list[Outcome] = []
-    print(f"abi-harness conform: up to {total} examples of {' '.join(argv)}", file=sys.stderr)
-    report = conform(argv, args.platform, total, args.seed, on_outcome=show)
+    arming = _arming(args)
+    how = f", each machine armed by {args.arm!r}" if arming else ""
+    print(f"abi-harness conform: up to {total} examples of {' '.join(argv)}{how}", file=sys.stderr)
+    arches = builtin_spec().platforms[args.platform].arches if args.platform else ()
+    if args.arch and arches and args.arch not in arches:
+        raise UsageError(f"--arch {args.arch}: {args.platform} machines are {', '.join(arches)}")
+    report = conform(argv, args.platform, total, args.seed, on_outcome=show, arming=arming, arch=args.arch)
     if args.junit:
         Path(args.junit).write_text(junit_xml(report))
     if report.minimal is not None:
@@ -82,11 +105,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a failure is shrunk to a minimal fixture and fault plan. Exit 0 only when every example passed.",
     )
     p.add_argument("--platform", choices=sorted(DEMO_FIXTURES), help="only this platform (default: all)")
+    p.add_argument("--arch", choices=sorted(builtin_spec().arches),
+                   help="only machines of this architecture (default: every one the platform has)")
     p.add_argument("--examples", type=int, default=50, metavar="N", help="number of examples (default: %(default)s)")
     p.add_argument("--seed", type=int, metavar="S", help="random seed, for a reproducible run")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one test case per example)")
     p.add_argument("--keep-failures", metavar="DIR",
                    help="save the minimal failing fixture and a one-line reproducer in DIR")
+    p.add_argument("--arm", metavar="CMD",
+                   help="judge the arming half too: each machine boots armed, CMD (a shell command) runs on it, the "
+                   "machine crashes, the collector runs in the capture kernel, and afterwards the machine must be "
+                   "armed again as its platform expects (phyp by itself; fadump by CMD in the same kernel; kdump by "
+                   "CMD after a reboot)")
+    p.add_argument("--install", action="append", default=[], metavar="PACKAGE",
+                   help="with --arm: put this Debian package into every machine first (unpacked privately, no "
+                   "maintainer scripts; see 'abi-harness machine install'); repeatable")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the collector to check")
     p.set_defaults(func=cmd_conform)
 

@@ -25,10 +25,19 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  crashkernel   {format_size(doc['crash_size'])} reserved")
     for key, value in doc["sysctls"].items():
         print(f"  sysctl     {key.replace('/', '.')} = {value.strip()}")
-    print(f"  dumps      {doc['dumps']} held, {doc['released']} releases of the current one; {doc['runs']} runs")
+    print(f"  dumps      {doc['dumps']} taken, {doc['released']} releases of the current one; {doc['runs']} runs")
     for event in doc["events"][-20:]:
         extra = {k: v for k, v in event.items() if k not in ("event", "time", "kernel")}
         print(f"    {event['event']:<14} {json.dumps(extra) if extra else ''}")
+    return 0
+
+
+def cmd_life(args: argparse.Namespace) -> int:
+    from abi_specs import builtin_spec
+    from abi_specs.lifecycle_docs import render_lifecycle, render_lifecycles
+
+    spec = builtin_spec()
+    print(render_lifecycle(spec, args.platform) if args.platform else render_lifecycles(spec), end="")
     return 0
 
 
@@ -66,6 +75,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("dir", metavar="DIR")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(func=cmd_show)
+
+    life = msub.add_parser("life", help="print each platform's life: what arms it, its states and transitions",
+                           description="Print, from the spec, what arms each platform's machine, the variables "
+                           "it remembers, and every transition with what fires it (Markdown).")
+    life.add_argument("--platform", choices=("phyp", "fadump", "kdump"), help="only this platform")
+    life.set_defaults(func=cmd_life)
 
     install = msub.add_parser(
         "install", help="put Debian packages into the machine's root file system",

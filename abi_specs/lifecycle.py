@@ -17,6 +17,11 @@ from .errors import AbiError
 from .versions import KernelVersion
 
 STATES = ("capture", "armed")
+#: How a machine is armed again once its dump is collected (``rearm`` in the spec):
+#: ``itself``: the capture kernel registers again on its own (phyp, after the last release);
+#: ``service``: the same kernel goes on and the dump service arms it again (fadump, after release_mem);
+#: ``reboot``: the capture kernel reboots into production, where the service arms it (kdump).
+REARM_WAYS = ("itself", "service", "reboot")
 
 
 class TransitionRefused(AbiError):
@@ -83,6 +88,7 @@ class Lifecycle:
     armed_by: str
     variables: dict[str, str]
     transitions: dict[str, Transition]
+    rearm: str = "service"  # one of REARM_WAYS
 
     def boot(self, version: KernelVersion) -> KernelState:
         """The state right after power-on."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from .arches import Arch, prstatus_layout
 from .errors import SpecFileError
-from .lifecycle import STATES, Lifecycle, SetValue, Transition
+from .lifecycle import REARM_WAYS, STATES, Lifecycle, SetValue, Transition
 from .model import Platform, Spec, SysfsEra
 from .spec_entries import KINDS, load_entry
 from .tomlreader import TableReader, parse_toml
@@ -99,7 +99,7 @@ def _arches(doc: TableReader) -> dict[str, Arch]:
 
 
 def _lifecycle(r: TableReader, platform: str) -> Lifecycle:
-    r.check_keys({"armed_by", "variables", "transitions"})
+    r.check_keys({"armed_by", "rearm", "variables", "transitions"})
     variables = {k: r.sub("variables").string(k) for k in r.sub("variables", required=True).table}
     armed_by = r.string("armed_by", required=True)
     if armed_by not in variables:
@@ -139,7 +139,10 @@ def _lifecycle(r: TableReader, platform: str) -> Lifecycle:
                 raise r.fail("transitions", f"{t.name} leads to {link!r}, which is not a transition")
     if "boot" not in transitions:
         raise r.fail("transitions", "a platform's life needs a 'boot' transition")
-    return Lifecycle(platform, armed_by, variables, transitions)
+    rearm = r.string("rearm", "service")
+    if rearm not in REARM_WAYS:
+        raise r.fail("rearm", f"unknown way {rearm!r} (use {', '.join(REARM_WAYS)})")
+    return Lifecycle(platform, armed_by, variables, transitions, rearm)
 
 
 def load_spec_text(texts: list[tuple[str, str]], base: Spec | None = None) -> Spec:

@@ -10,7 +10,9 @@ a spec entry, so a new attribute in a spec file gets strategies for free:
   extra character, the ``/`` continuation of the 2007 document...);
 * :func:`sscanf_writes`: writes built from parts, each with the values the
   kernel's ``sscanf`` scans from it (or ``None`` when it scans too few);
-* :func:`property_records`: records of a binary device-tree property.
+* :func:`property_records`: records of a binary device-tree property;
+* :func:`walks`: lives of a machine, sequences of transitions that apply
+  one after the other from a state, with the state each one leads to.
 
 >>> from abi_specs import builtin_spec
 >>> from abi_specs import strategies
@@ -23,7 +25,9 @@ from hypothesis import strategies as st
 
 from .kformat import Field
 from .kscan import parse_scanf_format
+from .lifecycle import KernelState, Lifecycle, TransitionRefused
 from .model import AbiFile
+from .versions import KernelVersion
 
 # Text a %s field may hold: anything printable but NUL (the kernel's strings end there).
 _TEXT = st.text(st.characters(min_codepoint=1, max_codepoint=255, blacklist_categories=("Cs",)), max_size=40)
@@ -178,3 +182,39 @@ def property_records(entry: AbiFile) -> st.SearchStrategy[tuple[dict[str, int], 
 
     count = st.integers(1, 6) if cells.repeat else st.just(1)
     return st.tuples(record(cells.head), count.flatmap(lambda n: st.lists(record(cells.fields), min_size=n, max_size=n)))
+
+
+def walks(lifecycle: Lifecycle, version: KernelVersion, start: KernelState | None = None,
+          names: tuple[str, ...] | None = None, max_size: int = 12) -> st.SearchStrategy[list[tuple[str, KernelState]]]:
+    """Lives of a *lifecycle* machine: ``(transition, state after it)`` pairs, each applicable in turn.
+
+    A life starts from *start* (default: just booted) and draws from *names*
+    (default: every transition), skipping those the current state refuses.
+    A transition whose condition fails but has an ``otherwise`` applies: a
+    crash of an unarmed machine is a reboot.
+    """
+    if max_size < 0:
+        raise ValueError(f"max_size must be at least 0, not {max_size}")
+    pool = tuple(names) if names is not None else tuple(lifecycle.transitions)
+    unknown = [n for n in pool if n not in lifecycle.transitions]
+    if unknown:
+        raise ValueError(f"{lifecycle.platform} has no transition {', '.join(unknown)}")
+    return _walks(lifecycle, version, start if start is not None else lifecycle.boot(version), pool, max_size)
+
+
+@st.composite
+def _walks(draw: st.DrawFn, lifecycle: Lifecycle, version: KernelVersion, state: KernelState, pool: tuple[str, ...],
+           max_size: int) -> list[tuple[str, KernelState]]:
+    steps: list[tuple[str, KernelState]] = []
+    for _ in range(draw(st.integers(0, max_size))):
+        possible = []
+        for name in pool:
+            try:
+                possible.append((name, lifecycle.fire(state, name, version)[0]))
+            except TransitionRefused:
+                continue
+        if not possible:
+            break
+        name, state = draw(st.sampled_from(possible))
+        steps.append((name, state))
+    return steps

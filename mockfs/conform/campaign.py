@@ -41,6 +41,8 @@ from mockfs.machine import Fixture, VmcoreImage, write_fixture
 from mockfs.machine.generate import MIN_MEMORY, new_fixture
 from mockfs.session.runner import RunResult, run
 
+from .arming import Arming, arm_and_crash, check_rearmed, reproducer_lines
+
 MiB = 1 << 20
 #: Memory sizes drawn per platform: the smallest machines the model allows, so examples stay fast.
 MEMORY_CHOICES = {p: (m, m + 64 * MiB) for p, m in MIN_MEMORY.items()}
@@ -80,11 +82,12 @@ class Outcome:
 
 
 @st.composite
-def examples(draw: st.DrawFn, platform: str | None = None) -> Example:
-    """Generated crashed machines with fault plans (see the module docstring)."""
+def examples(draw: st.DrawFn, platform: str | None = None, arch: str | None = None) -> Example:
+    """Generated crashed machines with fault plans (see the module docstring); *arch* keeps one architecture."""
     spec = builtin_spec()
-    plat = platform or draw(st.sampled_from(sorted(spec.platforms)))
-    arch = draw(st.sampled_from(spec.platforms[plat].arches))
+    platforms = sorted(p for p in spec.platforms if arch is None or arch in spec.platforms[p].arches)
+    plat = platform or draw(st.sampled_from(platforms))
+    arch = arch or draw(st.sampled_from(spec.platforms[plat].arches))
     memory = draw(st.sampled_from(MEMORY_CHOICES[plat]))
     cpus = draw(st.integers(1, 4))
     text = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=60)
@@ -152,17 +155,26 @@ def judge(example: Example, result: RunResult, output: Path, image: VmcoreImage)
     return problems, dump
 
 
-def check_example(template: Sequence[str], example: Example, work: Path, timeout: float = 600) -> Outcome:
-    """Run the collector on one example and judge it."""
+def check_example(template: Sequence[str], example: Example, work: Path, timeout: float = 600,
+                  arming: Arming | None = None) -> Outcome:
+    """Run the collector on one example and judge it; with *arming*, the arming half first and after."""
     started = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
     manifest = work / "fixture.toml"
     write_fixture(example.fixture, manifest)
     output = work / "output"
     argv = [a.replace("{output}", str(output)) for a in template]
+    machine = None
+    if arming is not None:
+        machine, problems = arm_and_crash(arming, example.fixture, work, timeout)
+        if problems:
+            return Outcome(example, problems, time.monotonic() - started)
     result = run(argv, fixture=str(manifest), output=output, faults=list(example.faults), workdir=work / "run",
-                 rerun_killed=True, timeout=timeout)
-    problems, dump = judge(example, result, output, VmcoreImage(example.fixture))
+                 rerun_killed=True, timeout=timeout, machine=machine)
+    image = VmcoreImage(example.fixture)
+    problems, dump = judge(example, result, output, image)
+    if arming is not None and machine is not None and not problems and result.returncode == 0:
+        problems += check_rearmed(arming, machine, work, timeout)
     return Outcome(example, problems, time.monotonic() - started, result, dump)
 
 
@@ -171,6 +183,7 @@ class ConformReport:
     """Every example run, and the minimal failure if there was one."""
 
     command: list[str]
+    arming: Arming | None = None
     outcomes: list[Outcome] = field(default_factory=list)
     minimal: Outcome | None = None
     saved: list[Path] = field(default_factory=list)
@@ -196,9 +209,16 @@ def conform(
     work: Path | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     shrink_budget: int = 25,
+    arming: Arming | None = None,
+    arch: str | None = None,
 ) -> ConformReport:
-    """Run the conformance suite on *template* (``{output}`` is replaced per example)."""
-    report = ConformReport(list(template))
+    """Run the conformance suite on *template* (``{output}`` is replaced per example).
+
+    With *arming*, each example's machine boots armed and is armed by its
+    command, crashes, and must be armed again after the collection (see
+    :mod:`.arming`).
+    """
+    report = ConformReport(list(template), arming)
     known: dict[str, Outcome] = {}
     failures = 0
     tmp = None
@@ -208,15 +228,15 @@ def conform(
 
     @settings(max_examples=examples_count, deadline=None, database=None, derandomize=seed is None,
               suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink], print_blob=False)
-    @given(examples(platform))
+    @given(examples(platform, arch))
     def one(example: Example) -> None:
         nonlocal failures
         key = example.key()
         if key not in known:
             if failures and failures > shrink_budget:
                 return  # shrinking budget spent: treat further candidates as passing
-            outcome = check_example(template, example, work / f"ex-{len(known)}")
-            shutil.rmtree(work / f"ex-{len(known)}" / "output", ignore_errors=True)
+            outcome = check_example(template, example, work / f"ex-{len(known)}", arming=arming)
+            shutil.rmtree(work / f"ex-{len(known)}", ignore_errors=True)  # dumps and machines are large
             known[key] = outcome
             report.outcomes.append(outcome)
             if on_outcome:
@@ -253,9 +273,13 @@ def save_failure(report: ConformReport, directory: Path) -> list[Path]:
     write_fixture(report.minimal.example.fixture, manifest)
     faults = " ".join(f"--fault {shlex.quote(f)}" for f in report.minimal.example.faults)
     command = " ".join(shlex.quote(a.replace("{output}", str(directory / "output"))) for a in report.command)
-    line = f"abi-harness run --fixture {shlex.quote(str(manifest))} --output {directory / 'output'} {faults} -- {command}"
+    if report.arming is not None:
+        lines = reproducer_lines(report.arming, manifest, directory, faults, command)
+    else:
+        lines = [" ".join(f"abi-harness run --fixture {shlex.quote(str(manifest))} --output {directory / 'output'} "
+                          f"{faults} -- {command}".split())]
     reproduce = directory / "reproduce.sh"
-    reproduce.write_text("#!/bin/sh\n# " + "; ".join(report.minimal.problems) + "\n" + " ".join(line.split()) + "\n")
+    reproduce.write_text("#!/bin/sh\n# " + "; ".join(report.minimal.problems) + "\n" + "\n".join(lines) + "\n")
     reproduce.chmod(0o755)
     report.saved = [manifest, reproduce]
     return report.saved

@@ -76,7 +76,7 @@ class MachineDir:
         """A new machine in *path* (created mode 0700) from *fixture*, in *kernel* (``capture`` or ``armed``)."""
         if kernel not in STATES:
             raise MachineError(f"unknown state {kernel!r} (use {' or '.join(STATES)})")
-        target = Path(path)
+        target = Path(path).absolute()  # daemons and runners work from other directories
         if (target / "machine.json").exists():
             raise MachineError(f"{target}: already holds a machine")
         fx = fixture if isinstance(fixture, Fixture) else resolve_fixture(fixture)
@@ -94,7 +94,7 @@ class MachineDir:
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> MachineDir:
         """The machine in *path*; MachineError when there is none or it is broken."""
-        target = Path(path)
+        target = Path(path).absolute()  # daemons and runners work from other directories
         try:
             doc = json.loads((target / "machine.json").read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -115,7 +115,7 @@ def _program_runs(mock: Any, argv: list[str], machine: MachineDir, env: Mapping[
     seal: list[str] = []
     while True:
         try:
-            done = run_in_namespace(mock.root, argv, env=env, extra_binds=binds, timeout=timeout,
+            done = run_in_namespace(mock.root, argv, env=env, extra_binds=binds, timeout=timeout, cwd=os.getcwd(),
                                     rootfs=machine.rootfs, hostname=machine.fixture.hostname)
             codes.append(done.returncode)
             seal += getattr(done, "events", [])
@@ -167,6 +167,20 @@ def _supervise(argv: list[str], machine: MachineDir, output: Path | None, workdi
             "machine": MachineDir.open(machine.path).describe()}
 
 
+def _command_exists(name: str, machine: MachineDir, env: Mapping[str, str] | None) -> bool:
+    """Whether the run can exec *name*: a host program, or one installed into the machine's root."""
+    upper = machine.rootfs / "upper"
+    if "/" in name:
+        return Path(name).exists() or (upper / name.lstrip("/")).exists()
+    path = (env if env is not None else os.environ).get("PATH", os.defpath)
+    for directory in path.split(os.pathsep):
+        for root in (Path("/"), upper):
+            candidate = root / directory.lstrip("/") / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return True
+    return False
+
+
 def _machine_for(fixture: str | None, machine: str | Path | MachineDir | None, state: str | None,
                  work: Path) -> MachineDir:
     if isinstance(machine, MachineDir):
@@ -209,8 +223,6 @@ def run(argv: Sequence[str], *, fixture: str | None = None, output: str | Path |
     argv = [os.fspath(a) for a in argv]
     if not argv:
         raise RunError("no command to run")
-    if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
-        raise RunError(f"{argv[0]}: command not found")
     if machine is None:
         from mockfs.machine import resolve_fixture
 
@@ -223,6 +235,8 @@ def run(argv: Sequence[str], *, fixture: str | None = None, output: str | Path |
     work.mkdir(parents=True, exist_ok=True)
     try:
         mdir = _machine_for(fixture, machine, state, work)
+        if not _command_exists(argv[0], mdir, env):
+            raise RunError(f"{argv[0]}: command not found (on the host or in the machine's root file system)")
         out = _make_output(output)
         record = _fork_supervisor(work, lambda: _supervise(argv, mdir, out, work, plan, env, extra_binds, timeout,
                                                            rerun_killed))

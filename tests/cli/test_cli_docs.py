@@ -86,6 +86,22 @@ def test_committed_drafts_are_current(cli, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def test_readme_lifecycle_tables_are_the_spec(cli, tmp_path: Path) -> None:
+    """The README's tables of each platform's life are rendered from lifecycle.toml; a stale copy fails."""
+    shutil.copytree(REPO / "Documentation-ABI", tmp_path / "abi")
+    readme = tmp_path / "README.md"
+    shutil.copyfile(REPO / "README.md", readme)
+    proc = cli("docs", "--out", str(tmp_path / "abi"), "--check", "--readme", str(readme))
+    assert proc.returncode == 0, proc.stderr
+    life = cli("machine", "life")
+    assert life.returncode == 0 and life.stdout in readme.read_text()
+    readme.write_text(readme.read_text().replace("| crash |", "| crash? |", 1))
+    stale = cli("docs", "--out", str(tmp_path / "abi"), "--check", "--readme", str(readme))
+    assert stale.returncode == 1 and "lifecycle tables differ" in stale.stderr
+    assert cli("docs", "--out", str(tmp_path / "abi"), "--readme", str(readme)).returncode == 0
+    assert life.stdout in readme.read_text()
+
+
 def test_worked_example_spec_file(cli) -> None:
     proc = cli("docs", "--spec-file", str(EXAMPLE))
     assert proc.returncode == 0, proc.stderr

@@ -11,6 +11,7 @@ behind ``SEALED`` (the probe proves the seals inside the runner first).
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +176,45 @@ def test_kexec_p_and_unload_run_directly(tmp_path: Path, host) -> None:
     assert code == 0 and not machine.armed, text
     # A crash now gives no dump: nothing is loaded.
     assert machine.crash() == ["crash", "boot"]
+
+
+# -- conformance of the arming half ------------------------------------------------------------
+
+KDUMP_TOOLS_ARM = ("cp /usr/share/kdump-tools/kdump-tools.conf /etc/default/kdump-tools && kdump-config load")
+
+
+def test_conform_arm_passes_kdump_config_in_fadump_mode(cli, tmp_path: Path, host) -> None:
+    proc = cli("conform", "--platform", "fadump", "--examples", "4", "--seed", "5", "--arm", KDUMP_TOOLS_ARM,
+               "--install", "kdump-tools", "--install", "kexec-tools", "--", VMCORE_SAVE, "--quiet", "{output}")
+    assert proc.returncode == 0, proc.stderr
+    assert "4 passed, 0 failed" in proc.stdout
+    assert "each machine armed by" in proc.stderr
+
+
+def test_conform_arm_passes_kexec_p_on_x86_64(cli, tmp_path: Path, host) -> None:
+    kexec = private_tree("kexec-tools") / "sbin" / "kexec"
+    proc = cli("conform", "--platform", "kdump", "--arch", "x86_64", "--examples", "4", "--seed", "6", "--arm",
+               f"{kexec} -p {kernel_image()} --append=console=ttyS0", "--", VMCORE_SAVE, "--quiet", "{output}")
+    assert proc.returncode == 0, proc.stderr
+    assert "4 passed, 0 failed" in proc.stdout
+
+
+def test_conform_arm_catches_a_command_that_does_not_arm(cli, tmp_path: Path) -> None:
+    keep = tmp_path / "failure"
+    proc = cli("conform", "--platform", "fadump", "--examples", "2", "--seed", "1", "--arm", "true",
+               "--keep-failures", str(keep), "--", VMCORE_SAVE, "--quiet", "{output}")
+    assert proc.returncode == 1
+    assert "the crash left no dump: 'true' did not arm the machine (registered was false)" in proc.stderr
+    # The reproducer replays the machine's life: arm, crash, collect.
+    replay = subprocess.run(["sh", str(keep / "reproduce.sh")], capture_output=True, text=True,
+                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
+    assert "crash then boot; now in the armed kernel" in replay.stdout, replay.stdout + replay.stderr
+
+
+def test_conform_arm_catches_a_service_that_arms_only_once(cli, tmp_path: Path) -> None:
+    once = ("[ -e /var/tmp/armed-once ] && exit 0; echo 1 > /sys/kernel/fadump/registered; "
+            "touch /var/tmp/armed-once")
+    proc = cli("conform", "--platform", "fadump", "--examples", "2", "--seed", "1", "--arm", once, "--",
+               VMCORE_SAVE, "--quiet", "{output}")
+    assert proc.returncode == 1
+    assert "in the same kernel did not arm the machine again (registered is false)" in proc.stderr

@@ -1,0 +1,37 @@
+"""The README's worked examples, run as a user would paste them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from ..support import REPO, host_snapshot
+
+
+def sh_block(after: str) -> str:
+    """The first ```sh block of the README after the heading *after*."""
+    text = (REPO / "README.md").read_text()
+    start = text.index(after)
+    match = re.search(r"```sh\n(.*?)```", text[start:], re.S)
+    assert match, f"no sh block after {after!r}"
+    return match.group(1)
+
+
+def test_whole_life_example(tmp_path: Path) -> None:
+    """Arm with kdump-config, crash, save, verify, reboot, arm again: the README's commands, unchanged."""
+    before = host_snapshot()
+    script = sh_block("## The whole life of a machine")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    proc = subprocess.run(["sh", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "different             0 pages" in proc.stdout and "missing               0 pages" in proc.stdout
+    show = subprocess.run([str(Path(sys.executable).parent / "abi-harness"), "machine", "show", "m", "--json"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    doc = json.loads(show.stdout)
+    assert doc["kernel"] == "armed" and doc["armed"] and doc["dumps"] == 1
+    assert [e["event"] for e in doc["events"]].count("load") == 2
+    assert host_snapshot() == before
