@@ -91,5 +91,7 @@ def reproducer_lines(arming: Arming, manifest: Path, directory: Path, faults: st
         f"abi-harness run --machine {machine} -- sh -c {quoted}",
         f"abi-harness crash {machine}",
         f"abi-harness run --machine {machine} --output {directory / 'output'} {faults} -- {command}".replace("  ", " "),
+        *([f"abi-harness run --machine {machine} --output {directory / 'output'} -- {command}"]
+          if "kill-after" in faults else []),
         f"abi-harness machine show {machine}",
     ]

@@ -273,8 +273,16 @@ def save_failure(report: ConformReport, directory: Path) -> list[Path]:
     write_fixture(report.minimal.example.fixture, manifest)
     faults = " ".join(f"--fault {shlex.quote(f)}" for f in report.minimal.example.faults)
     command = " ".join(shlex.quote(a.replace("{output}", str(directory / "output"))) for a in report.command)
+    killed = bool(parse_faults(list(report.minimal.example.faults)).kill_after)
     if report.arming is not None:
         lines = reproducer_lines(report.arming, manifest, directory, faults, command)
+    elif killed:
+        # The kill and the operator's rerun, on one machine kept in DIR: the rerun is judged on both.
+        machine = directory / "machine"
+        lines = [f"rm -rf {machine}",
+                 " ".join(f"abi-harness run --machine {machine} --fixture {shlex.quote(str(manifest))} "
+                          f"--output {directory / 'output'} {faults} -- {command}".split()),
+                 f"abi-harness run --machine {machine} --output {directory / 'output'} -- {command}"]
     else:
         lines = [" ".join(f"abi-harness run --fixture {shlex.quote(str(manifest))} --output {directory / 'output'} "
                           f"{faults} -- {command}".split())]

@@ -194,7 +194,8 @@ def test_conform_arm_passes_kdump_config_in_fadump_mode(cli, tmp_path: Path, hos
 def test_conform_arm_passes_kexec_p_on_x86_64(cli, tmp_path: Path, host) -> None:
     kexec = private_tree("kexec-tools") / "sbin" / "kexec"
     proc = cli("conform", "--platform", "kdump", "--arch", "x86_64", "--examples", "4", "--seed", "6", "--arm",
-               f"{kexec} -p {kernel_image()} --append=console=ttyS0", "--", VMCORE_SAVE, "--quiet", "{output}")
+               f"{' '.join(SEALED)} {kexec} -p {kernel_image()} --append=console=ttyS0", "--", VMCORE_SAVE, "--quiet",
+               "{output}")
     assert proc.returncode == 0, proc.stderr
     assert "4 passed, 0 failed" in proc.stdout
 

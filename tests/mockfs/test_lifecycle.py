@@ -302,3 +302,68 @@ def test_plugin_machine_fixture_in_the_armed_state(abi_machine, tmp_path: Path) 
     result = abi_machine.run(["sh", "-c", "echo 1 > /sys/kernel/fadump/registered"])
     assert result.returncode == 0 and abi_machine.armed
     assert abi_machine.crash() == ["crash"] and abi_machine.state["dumps"] == 1
+
+
+def test_kexec_crash_size_only_shrinks_and_not_while_loaded(tmp_path: Path) -> None:
+    """crash_shrink_memory through a real shell, and kexec_load's raw syscall against the shrunk area."""
+    machine = Machine(tmp_path / "m", "kdump-x86_64", state="armed")
+    out = tmp_path / "out"
+    start = MachineDir.open(machine.path).fixture.crashkernel[0]
+    code = (
+        "import ctypes, sys\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "class Segment(ctypes.Structure):\n"
+        "    _fields_ = [('buf', ctypes.c_void_p), ('bufsz', ctypes.c_size_t), ('mem', ctypes.c_void_p),"
+        " ('memsz', ctypes.c_size_t)]\n"
+        "flags = 0x1 | (62 << 16)  # KEXEC_ON_CRASH, an x86_64 image\n"
+        "if sys.argv[1] == 'unload':\n"
+        "    rc = libc.syscall(246, 0, 0, None, flags)\n"
+        "else:\n"
+        "    data = ctypes.create_string_buffer(4096)\n"
+        f"    seg = Segment(ctypes.addressof(data), 4096, {start} + int(sys.argv[1], 0), 0x100000)\n"
+        f"    rc = libc.syscall(246, {start}, 1, ctypes.byref(seg), flags)\n"
+        "print(0 if rc == 0 else ctypes.get_errno())\n"
+    )
+    out_py = tmp_path / "load.py"
+    out_py.write_text(code)
+    script = "; ".join([
+        f"cat /sys/kernel/kexec_crash_size > {out}/size0",
+        f"echo 100000000 > /sys/kernel/kexec_crash_size; cat /sys/kernel/kexec_crash_size > {out}/size1",
+        f"echo 200000000 2>/dev/null > /sys/kernel/kexec_crash_size || echo refused > {out}/grow",
+        f"{sys.executable} {out_py} 0x6000000 > {out}/outside",  # past the shrunk area: EADDRNOTAVAIL
+        f"{sys.executable} {out_py} 0 > {out}/inside",
+        # coreutils echo names the errno (the shell builtin says "I/O error" for any failed write)
+        f"/bin/echo 0 2>{out}/busy.err > /sys/kernel/kexec_crash_size; cat /sys/kernel/kexec_crash_loaded > {out}/loaded",
+        f"{sys.executable} {out_py} unload > {out}/unload",
+    ])
+    result = machine.run([*SEALED, "sh", "-c", script], output=out, extra_binds={str(out_py): out_py})
+    assert result.returncode == 0
+    assert (out / "size0").read_text() == f"{256 << 20}\n"
+    assert (out / "size1").read_text() == f"{-(-100000000 // 4096) * 4096}\n"  # rounded up to whole pages
+    assert (out / "grow").read_text() == "refused\n"
+    assert (out / "outside").read_text() == f"{errno.EADDRNOTAVAIL}\n"
+    assert (out / "inside").read_text() == "0\n"
+    assert "No such file or directory" in (out / "busy.err").read_text()  # ENOENT while loaded
+    assert (out / "loaded").read_text() == "1\n"
+    assert (out / "unload").read_text() == "0\n"
+    assert not machine.armed and machine.state["crash_size"] == -(-100000000 // 4096) * 4096
+
+
+def test_fadump_armed_attributes(tmp_path: Path) -> None:
+    machine = Machine(tmp_path / "m", SMALL["fadump"], state="armed")
+    out = tmp_path / "out"
+    script = "; ".join([
+        f"cat /sys/kernel/fadump/enabled /sys/kernel/fadump/registered > {out}/flags",
+        f"cat /sys/kernel/fadump/mem_reserved > {out}/reserved",
+        f"echo 'nr_cpus=16 numa=off' > /sys/kernel/fadump/bootargs_append; cat /sys/kernel/fadump/bootargs_append > {out}/args",
+        f"echo 2 2>/dev/null > /sys/kernel/fadump/registered || echo refused > {out}/two",
+        f"test -e /sys/kernel/fadump/release_mem || echo none > {out}/release",
+    ])
+    result = machine.run(["sh", "-c", script], output=out)
+    assert result.returncode == 0
+    assert (out / "flags").read_text() == "1\n0\n"
+    assert int((out / "reserved").read_text()) > 0
+    assert (out / "args").read_text() == "nr_cpus=16 numa=off\n"
+    assert machine.state["bootargs"] == "nr_cpus=16 numa=off"
+    assert (out / "two").read_text() == "refused\n"
+    assert (out / "release").read_text() == "none\n"
