@@ -97,6 +97,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_docs(args: argparse.Namespace) -> int:
     """Render Documentation/ABI entries from the spec."""
+    if args.lint:
+        return _lint(Path(args.lint))
     if args.spec_file:
         spec = _spec(args)
         base = {f.name for f in builtin_spec().files}
@@ -125,6 +127,19 @@ def cmd_docs(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     return 0
+
+
+def _lint(root: Path) -> int:
+    """``docs --lint DIR``: the warnings the kernel's get_abi.py validate would print, and ours."""
+    from abi_specs.abi_lint import lint_tree
+
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a directory")
+    warnings = lint_tree(root)
+    for w in warnings:
+        print(w, file=sys.stderr)
+    print(f"{root}: {len(warnings)} warning{'s' if len(warnings) != 1 else ''}")
+    return EXIT_INVALID if warnings else 0
 
 
 def _readme(name: str | None, spec: Spec) -> tuple[Path | None, str]:
@@ -176,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default="Documentation-ABI", help="output directory (default: %(default)s)")
     p.add_argument("--check", action="store_true", help="exit 1, naming the first stale file, unless DIR matches the spec")
     p.add_argument("--spec-file", metavar="FILE", help="print the entries of a spec file of your own instead")
+    p.add_argument("--lint", metavar="DIR",
+                   help="check a Documentation/ABI tree as the kernel's scripts/get_abi.py validate does, and exit 1 "
+                   "on any warning")
     p.add_argument("--readme", metavar="FILE",
                    help="also render the lifecycle tables between the markers of FILE (the project's README.md)")
     p.set_defaults(func=cmd_docs)

@@ -30,8 +30,14 @@ def _facts(entry: AbiFile, spec: Spec) -> list[str]:
     lines = [
         f"Mode {entry.mode:04o} ({access.get(entry.mode, entry.mode_text)}). Present on {'; '.join(where)}.",
     ]
-    if entry.link_to:
-        lines[0] += f" A symbolic link to {entry.link_to}."
+    if entry.link_to and entry.link_since:
+        lines[0] += f" A symbolic link to /sys/kernel/{entry.link_to} since Linux {entry.link_since}, a file of its own before."
+    elif entry.link_to:
+        lines[0] += f" A symbolic link to /sys/kernel/{entry.link_to}."
+    for state, version in entry.since.items():
+        lines[0] += f" In the {state} kernel only since Linux {version}."
+    if entry.removed:
+        lines[0] += f" Removed in Linux {entry.removed}."
     out = [" ".join(lines)]
     if entry.errors:
         out.append("Writes fail with:\n\n" + "\n".join(f"- {e.errno}: {e.when}" for e in entry.errors))
@@ -39,20 +45,36 @@ def _facts(entry: AbiFile, spec: Spec) -> list[str]:
 
 
 def _wrap(text: str, width: int = 64) -> list[str]:
-    """Wrap one paragraph, keeping list items and indented lines as they are."""
+    """Wrap one paragraph: list items get a hanging indent, indented lines stay as they are."""
     lines: list[str] = []
     for raw in text.split("\n"):
-        if raw.startswith(("  ", "- ")) or not raw:
+        if raw.startswith("  ") or not raw:
             lines.append(raw)
             continue
+        item = raw.startswith("- ")
         current = ""
         for word in raw.split():
             if current and len(current) + 1 + len(word) > width:
                 lines.append(current)
-                current = word
+                current = ("  " if item else "") + word
             else:
                 current = f"{current} {word}" if current else word
         lines.append(current)
+    return lines
+
+
+def _reflow(text: str) -> list[str]:
+    """The spec's prose as Documentation/ABI lines: each paragraph joined and wrapped to fit 80
+    columns after the two-tab indent; indented lines and list items stay as written."""
+    lines: list[str] = []
+    for n, paragraph in enumerate(text.split("\n\n")):
+        if n:
+            lines.append("")
+        raw = paragraph.split("\n")
+        if any(line.startswith(("  ", "- ")) for line in raw):
+            lines.extend(_wrap(paragraph))
+        else:
+            lines.extend(_wrap(" ".join(line.strip() for line in raw)))
     return lines
 
 
@@ -63,10 +85,10 @@ def render_entry(entry: AbiFile, spec: Spec) -> str:
     for i, paragraph in enumerate(paragraphs):
         if i:
             body.append("")
-        body.extend(_wrap(paragraph) if i else paragraph.split("\n"))
-    users = list(entry.users) or ["(none known)"]
+        body.extend(_reflow(paragraph))
+    users = [line for u in entry.users or ["(none known)"] for line in _wrap(u, 60)]
     out = [
-        f"What:\t\t{entry.path}",
+        f"What:\t\t{entry.path}/*" if entry.directory else f"What:\t\t{entry.path}",
         f"Date:\t\t{entry.date}",
         f"KernelVersion:\t{entry.kernel_version}",
         f"Contact:\t{entry.contact}",

@@ -18,6 +18,7 @@ from .errors import WriteRejected, show_text
 from .kformat import PrintfFormat
 from .kscan import KSTRTOX, KstrtoxError, c_string, kernel_sscanf
 from .lifecycle import KernelState, Lifecycle
+from .versions import KernelVersion
 
 # The syntax of a VMCOREINFO value, by the name the spec gives it.
 INFO_VALUE_PATTERNS = {
@@ -32,13 +33,12 @@ STABILITIES = ("stable", "testing", "obsolete", "removed")
 
 @dataclass(frozen=True)
 class SysfsEra:
-    """How the sysfs of a kernel generation hands writes to store() and sizes its files."""
+    """How the sysfs of a kernel generation hands writes to store(); every attribute's st_size is PAGE_SIZE."""
 
     name: str  # "sysfs-2.6" or "kernfs"
     title: str
     since: str  # first kernel version of this era
     store_slack: int  # store() sees at most PAGE_SIZE - store_slack bytes; longer writes are cut
-    attribute_size: int  # st_size of every attribute file
     empty_write: int  # what write(2) of 0 bytes returns (store() is not called)
 
     def write_limit(self, page_size: int) -> int:
@@ -55,13 +55,20 @@ class Platform:
     arches: tuple[str, ...]
     default_arch: str
     states: dict[str, str]
-    sysfs: SysfsEra
     description: str
     layout: dict[str, int]  # sizing constants of the dump areas (see abi_specs.phyp, abi_specs.fadump)
+    kernels: tuple[str, str] = ("2.6.0", "")  # [first, end) kernel versions that have the platform
+    default_kernel: str = "5.15.0"  # what a new machine runs unless told otherwise
 
-    def write_limit(self, page_size: int) -> int:
-        """Longest write the store method sees; longer writes are cut to this."""
-        return self.sysfs.write_limit(page_size)
+    def in_kernel(self, version: KernelVersion) -> bool:
+        """Whether a kernel of *version* has this dump mechanism."""
+        first, end = self.kernels
+        return KernelVersion.parse(first) <= version and (not end or version < KernelVersion.parse(end))
+
+    def kernel_range(self) -> str:
+        """The kernels that have it, in words: ``2.6.26 to 3.3`` or ``3.4 and later``."""
+        first, end = self.kernels
+        return f"{first} and later" if not end else f"{first} up to (not including) {end}"
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,15 @@ class Quirk:
     name: str
     default: bool
     description: str
+    kernels: tuple[tuple[str, str], ...] = ()  # [first, end) version ranges that behave so; () means every kernel
+
+    def on_in(self, version: KernelVersion | None) -> bool:
+        """Whether a kernel of *version* behaves so (its default outside the ranges is the opposite)."""
+        if not self.kernels or version is None:
+            return self.default
+        inside = any(KernelVersion.parse(lo) <= version and (not hi or version < KernelVersion.parse(hi))
+                     for lo, hi in self.kernels)
+        return self.default if inside else not self.default
 
 
 @dataclass(frozen=True)
@@ -267,12 +283,27 @@ class AbiFile:
     constants: dict[str, dict[str, int]] = field(default_factory=dict)  # named values of fields
     when: tuple[str, ...] = ()  # lifecycle variables that must hold for the file to exist ("!x": must not)
     directory: bool = False  # a procfs directory served whole (/proc/sys)
+    removed: str = ""  # the first kernel version without the file ("": still there)
+    link_since: str = ""  # a link_to file is a symlink from this version on, a plain file before
+    since: dict[str, str] = field(default_factory=dict)  # per kernel (state): the first version it exists there
+
+    def in_kernel(self, version: KernelVersion) -> bool:
+        """Whether a kernel of *version* has the file at all."""
+        if version < KernelVersion.parse(self.kernel_version):
+            return False
+        return not self.removed or version < KernelVersion.parse(self.removed)
+
+    def is_link_in(self, version: KernelVersion | None) -> bool:
+        """Whether the file is a symlink (to ``link_to``) in a kernel of *version* (None: the newest)."""
+        if not self.link_to:
+            return False
+        return not self.link_since or version is None or version >= KernelVersion.parse(self.link_since)
 
     @property
     def mode_text(self) -> str:
-        """The mode as ``ls -l`` shows it for a regular file, e.g. ``-rw-------``."""
+        """The mode as ``ls -l`` shows it, e.g. ``-rw-------`` (``d`` first for a directory)."""
         bits = "rwxrwxrwx"
-        return "-" + "".join(b if self.mode & (1 << (8 - i)) else "-" for i, b in enumerate(bits))
+        return ("d" if self.directory else "-") + "".join(b if self.mode & (1 << (8 - i)) else "-" for i, b in enumerate(bits))
 
     def refusal(self, condition: str, reason: str) -> WriteRejected:
         """The error a write fails with under *condition*, with the errno the spec gives it."""
@@ -281,16 +312,22 @@ class AbiFile:
                 return WriteRejected(self.name, rule.number, reason, condition)
         raise ValueError(f"{self.name}: the spec lists no error for condition {condition!r}")
 
-    def exists_on(self, platform: str, state: str | KernelState) -> bool:
-        """Whether the file exists on *platform* in *state*.
+    def exists_on(self, platform: str, state: str | KernelState, version: KernelVersion | None = None) -> bool:
+        """Whether the file exists on *platform* in *state*, in a kernel of *version* (None: any version).
 
         *state* is a kernel (``capture`` or ``armed``: the file can exist there)
         or a :class:`~abi_specs.lifecycle.KernelState` (it exists now, its
         ``when`` variables holding).
         """
-        if isinstance(state, str):
-            return platform in self.platforms and state in self.present
-        return platform in self.platforms and state.kernel in self.present and state.holds(self.when)
+        kernel = state if isinstance(state, str) else state.kernel
+        if platform not in self.platforms or kernel not in self.present:
+            return False
+        if version is not None:
+            if not self.in_kernel(version):
+                return False
+            if kernel in self.since and version < KernelVersion.parse(self.since[kernel]):
+                return False
+        return isinstance(state, str) or state.holds(self.when)
 
 
 @dataclass(frozen=True)
@@ -302,6 +339,7 @@ class Spec:
     arches: dict[str, Arch]
     lifecycles: dict[str, Lifecycle] = field(default_factory=dict)
     syscalls: dict[str, Any] = field(default_factory=dict)  # the arming calls' numbers, flags and checks
+    eras: tuple[SysfsEra, ...] = ()  # sysfs generations, oldest first
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.files]
@@ -322,9 +360,25 @@ class Spec:
         matches = [f for f in self.files if path.endswith(f.path.lstrip("/"))]
         return max(matches, key=lambda f: len(f.path), default=None)
 
-    def files_for(self, platform: str, state: str | KernelState) -> list[AbiFile]:
-        """The files that exist on *platform* in *state* (see :meth:`AbiFile.exists_on`)."""
-        return [f for f in self.files if f.exists_on(platform, state)]
+    def files_for(self, platform: str, state: str | KernelState, version: KernelVersion | None = None) -> list[AbiFile]:
+        """The files that exist on *platform* in *state*, in a kernel of *version* (see :meth:`AbiFile.exists_on`)."""
+        return [f for f in self.files if f.exists_on(platform, state, version)]
+
+    def enabled_quirks(self, version: KernelVersion | None, overrides: dict[str, bool] | None = None) -> frozenset[str]:
+        """The kernel behaviours (quirks of every file) a kernel of *version* has, with *overrides* applied."""
+        known = {q.name: q for f in self.files for q in f.quirks}
+        unknown = sorted(set(overrides or {}) - set(known))
+        if unknown:
+            raise ValueError(f"unknown quirk(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        chosen = {name: q.on_in(version) for name, q in known.items()} | dict(overrides or {})
+        return frozenset(name for name, on in chosen.items() if on)
+
+    def sysfs_era(self, version: KernelVersion) -> SysfsEra:
+        """The sysfs generation of a kernel of *version*."""
+        found = [e for e in self.eras if KernelVersion.parse(e.since) <= version]
+        if not found:
+            raise ValueError(f"no sysfs generation of the spec covers Linux {version}")
+        return max(found, key=lambda e: KernelVersion.parse(e.since))
 
     def lifecycle(self, platform: str) -> Lifecycle:
         """The life of a *platform* machine."""

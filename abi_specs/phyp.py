@@ -91,6 +91,41 @@ class PhypLayout:
         return PhypAreas(page_size, self.reserve_start, self.reserve_size, self.scratch_start, self.scratch_size)
 
 
+def shown_pairs(layout: PhypLayout, rebased: bool, document_form: bool = False) -> tuple[int, ...]:
+    """What reading release_region prints: the eight numbers, in order.
+
+    show_release_region() prints the capture kernel's *own* dump header, which
+    init_dump_header() filled with offsets (CPU 0, HPTE after the CPU state,
+    DUMP after both) and never a length copied; only the last pair, the
+    reserved start and the reserved size less the scratch size, is an area.
+    Once the kernel registered again (*rebased*) the three destinations have
+    had the scratch address added, once. *document_form* prints instead what
+    the 2007 design document shows: the firmware's addresses and lengths.
+    """
+    if document_form:
+        return layout.pairs()
+    base = layout.scratch_start if rebased else 0
+    return (base, 0, base + layout.cpu_len, 0, base + layout.cpu_len + layout.hpte_len, 0,
+            layout.second_addr, layout.second_len)
+
+
+def firmware_areas(header: dict[str, object]) -> dict[str, tuple[int, int]]:
+    """Where firmware saved each section: ``{"CPU": (address, length), "HPTE": ..., "DUMP": ...}``.
+
+    *header* is ibm,kernel-dump unpacked by the spec (``{"head", "records"}``):
+    what a collector reads when release_region prints the kernel's own header,
+    whose first three pairs hold offsets and zero lengths.
+    """
+    types = builtin_spec().get("ibm,kernel-dump").constants["source_type"]
+    names = {types["CPU_STATE"]: "CPU", types["HPTE"]: "HPTE", types["REAL_MODE_REGION"]: "DUMP"}
+    out = {}
+    for rec in header["records"]:  # type: ignore[union-attr]
+        name = names.get(int(rec["source_type"]))
+        if name is not None and name not in out:
+            out[name] = (int(rec["destination_address"]), int(rec["source_length"]))
+    return out
+
+
 def _sizing() -> dict[str, int]:
     return builtin_spec().platforms["phyp"].layout
 

@@ -7,6 +7,7 @@ mistake comes back as one line naming the file, the key and the problem.
 from __future__ import annotations
 
 import errno as _errno
+from typing import Any
 
 from .arches import Arch
 from .devicetree import CellLayout
@@ -29,11 +30,12 @@ from .model import (
     WriteFormat,
 )
 from .tomlreader import TableReader
+from .versions import KernelVersion
 
 KINDS = ("attribute", "property", "core", "procfs")
 _REQUIRED = ("name", "path", "mode", "platforms", "present", "date", "kernel_version", "contact", "description")
 _ALLOWED = {*_REQUIRED, "group", "stability", "users", "read", "write", "errors", "quirks", "cells", "link_to",
-            "notes", "vmcoreinfo", "constants", "when", "directory"}
+            "notes", "vmcoreinfo", "constants", "when", "directory", "removed", "link_since", "since"}
 
 
 def _read_format(r: TableReader, what: str) -> ReadFormat:
@@ -134,8 +136,20 @@ def _errors(r: TableReader) -> tuple[ErrorRule, ...]:
 def _quirks(r: TableReader) -> tuple[Quirk, ...]:
     out = []
     for q in r.items("quirks"):
-        q.check_keys({"name", "default", "description"})
-        out.append(Quirk(q.string("name", required=True), q.get("default", bool, True), q.string("description", required=True)))
+        q.check_keys({"name", "default", "description", "kernels"})
+        kernels = []
+        for i, pair in enumerate(q.get("kernels", list, [])):
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair)):
+                raise q.fail(f"kernels[{i}]", "expected [FIRST, END]: the first version with the behaviour and the "
+                             "first without it (\"\" for none)")
+            try:
+                for v in filter(None, pair):
+                    KernelVersion.parse(v)
+            except ValueError as exc:
+                raise q.fail(f"kernels[{i}]", str(exc)) from None
+            kernels.append((pair[0], pair[1]))
+        out.append(Quirk(q.string("name", required=True), q.get("default", bool, True),
+                         q.string("description", required=True), tuple(kernels)))
     return tuple(out)
 
 
@@ -190,7 +204,8 @@ def load_entry(r: TableReader, kind: str, platforms: dict[str, Platform], arches
         raise r.fail("stability", f"expected one of {', '.join(STABILITIES)}, got {stability!r}")
     read = _read_format(r.sub("read"), name) if "read" in r.table else None
     write = _write_format(r.sub("write")) if "write" in r.table else None
-    if kind == "attribute" and read is None and write is None:
+    if kind == "attribute" and read is None and write is None and "link_to" not in r.table \
+            and not r.get("directory", bool, False):
         raise r.fail("read", "an attribute needs a read or a write format (or both)")
     if write is not None and not mode & 0o222:
         raise r.fail("mode", f"{mode:#o} has no write bit but a write format is given")
@@ -207,7 +222,7 @@ def load_entry(r: TableReader, kind: str, platforms: dict[str, Platform], arches
         stability=stability,
         date=r.string("date", required=True),
         kernel_version=r.string("kernel_version", required=True),
-        contact=r.string("contact", required=True),
+        contact=_contact(r),
         users=r.strings("users"),
         description=r.string("description", required=True).strip(),
         source=r.source,
@@ -220,6 +235,45 @@ def load_entry(r: TableReader, kind: str, platforms: dict[str, Platform], arches
         link_to=r.string("link_to", ""),
         constants=_constants(r),
         when=_when(r, plats, lifecycles),
-        documented=kind in ("attribute", "core"),
+        documented=kind in ("attribute", "core"),  # a directory attribute documents its files as a whole
         directory=r.get("directory", bool, False),
+        **_versions(r, present),
     )
+
+
+def _contact(r: TableReader) -> str:
+    contact = r.string("contact", required=True).strip()
+    if not contact:
+        raise r.fail("contact", "empty: name the list that discusses the file, e.g. linux-kernel@vger.kernel.org "
+                     "(scripts/get_maintainer.pl on its source file says which)")
+    return contact
+
+
+def _version(r: TableReader, key: str) -> str:
+    """A version key, checked to parse (``6.10``, ``2.6.25``); "" when absent."""
+    text = r.string(key, "")
+    if text:
+        try:
+            KernelVersion.parse(text)
+        except ValueError as exc:
+            raise r.fail(key, str(exc)) from None
+    return text
+
+
+def _versions(r: TableReader, present: tuple[str, ...]) -> dict[str, Any]:
+    """removed, link_since and since: which kernel versions have the file, and in what form."""
+    _version(r, "kernel_version")
+    removed = _version(r, "removed")
+    if removed and KernelVersion.parse(removed) <= KernelVersion.parse(r.string("kernel_version")):
+        raise r.fail("removed", f"{removed} is not after kernel_version {r.string('kernel_version')}")
+    link_since = _version(r, "link_since")
+    if link_since and "link_to" not in r.table:
+        raise r.fail("link_since", "only a file with link_to can become a symlink")
+    since = {}
+    if "since" in r.table:
+        table = r.sub("since")
+        for state in table.table:
+            if state not in present:
+                raise table.fail(state, f"the file is not present in the {state} kernel at all")
+            since[state] = _version(table, state)
+    return {"removed": removed, "link_since": link_since, "since": since}

@@ -11,6 +11,8 @@ problem. The machine-wide tables (``[sysfs.*]``, ``[platforms.*]``,
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 from .arches import Arch, prstatus_layout
 from .errors import SpecFileError
 from .lifecycle import REARM_WAYS, STATES, Lifecycle, SetValue, Transition
-from .model import Platform, Spec, SysfsEra
+from .model import AbiFile, Platform, Spec, SysfsEra
 from .spec_entries import KINDS, load_entry
 from .tomlreader import TableReader, parse_toml
 from .versions import KernelVersion
@@ -31,23 +33,24 @@ def _reader(source: str, key: str, table: Any) -> TableReader:
 
 
 def _sysfs(r: TableReader, name: str) -> SysfsEra:
-    r.check_keys({"title", "since", "store_slack", "attribute_size", "empty_write"})
+    r.check_keys({"title", "since", "store_slack", "empty_write"})
     slack = r.get("store_slack", int, required=True)
     if slack not in (0, 1):
         raise r.fail("store_slack", f"expected 0 or 1, got {slack}")
-    return SysfsEra(name, r.string("title", name), r.string("since", ""), slack,
-                    r.get("attribute_size", int, required=True), r.get("empty_write", int, 0))
+    since = r.string("since", required=True)
+    try:
+        KernelVersion.parse(since)
+    except ValueError as exc:
+        raise r.fail("since", str(exc)) from None
+    return SysfsEra(name, r.string("title", name), since, slack, r.get("empty_write", int, 0))
 
 
-def _platform(r: TableReader, name: str, eras: dict[str, SysfsEra], arches: dict[str, Arch]) -> Platform:
-    r.check_keys({"title", "arches", "default_arch", "sysfs", "description", "states", "layout"})
+def _platform(r: TableReader, name: str, arches: dict[str, Arch]) -> Platform:
+    r.check_keys({"title", "arches", "default_arch", "description", "states", "layout", "kernels", "default_kernel"})
     states = r.get("states", dict, required=True)
     bad = sorted(set(states) - set(STATES))
     if bad:
         raise r.fail(f"states.{bad[0]}", f"unknown state (use {', '.join(STATES)})")
-    era = r.string("sysfs", "kernfs")
-    if era not in eras:
-        raise r.fail("sysfs", f"unknown sysfs generation {era!r} (known: {', '.join(eras)})")
     names = r.strings("arches", required=True)
     for i, a in enumerate(names):
         if a not in arches:
@@ -62,10 +65,25 @@ def _platform(r: TableReader, name: str, eras: dict[str, SysfsEra], arches: dict
         arches=names,
         default_arch=default,
         states=dict(states),
-        sysfs=eras[era],
         description=r.string("description", "").strip(),
         layout={k: layout.size(k) for k in layout.table},
+        **_kernels(r),
     )
+
+
+def _kernels(r: TableReader) -> dict[str, Any]:
+    """A platform's kernels: ``kernels = [FIRST, END]`` (END "" for still there) and its default."""
+    pair = r.get("kernels", list, ["2.6.0", ""])
+    if len(pair) != 2 or not all(isinstance(v, str) for v in pair):
+        raise r.fail("kernels", "expected [FIRST, END]: the first version with the platform and the first without it")
+    default = r.string("default_kernel", "5.15.0")
+    try:
+        first, end, chosen = (KernelVersion.parse(v) if v else None for v in (*pair, default))
+    except ValueError as exc:
+        raise r.fail("kernels", str(exc)) from None
+    if chosen is None or first is None or chosen < first or (end is not None and chosen >= end):
+        raise r.fail("default_kernel", f"{default} is not one of the platform's kernels ({pair[0]} to {pair[1] or 'now'})")
+    return {"kernels": (pair[0], pair[1]), "default_kernel": default}
 
 
 def _arches(doc: TableReader) -> dict[str, Arch]:
@@ -151,8 +169,10 @@ def load_spec_text(texts: list[tuple[str, str]], base: Spec | None = None) -> Sp
     With *base*, its platforms, arches and files come first and the new files
     are added (a user's spec file can use the built-in platforms).
     """
+    for source, text in texts:
+        _check_modes_are_octal(source, text)
     docs = [_reader(source, "", parse_toml(text, source, SpecFileError)) for source, text in texts]
-    eras: dict[str, SysfsEra] = {p.sysfs.name: p.sysfs for p in base.platforms.values()} if base else {}
+    eras: dict[str, SysfsEra] = {e.name: e for e in base.eras} if base else {}
     arches: dict[str, Arch] = dict(base.arches) if base else {}
     platforms: dict[str, Platform] = dict(base.platforms) if base else {}
     for doc in docs:
@@ -163,7 +183,7 @@ def load_spec_text(texts: list[tuple[str, str]], base: Spec | None = None) -> Sp
     lifecycles: dict[str, Lifecycle] = dict(base.lifecycles) if base else {}
     for doc in docs:
         for name in doc.get("platforms", dict, {}):
-            platforms[name] = _platform(doc.sub("platforms").sub(name), name, eras, arches)
+            platforms[name] = _platform(doc.sub("platforms").sub(name), name, arches)
     for doc in docs:
         for name in doc.get("lifecycle", dict, {}):
             if name not in platforms:
@@ -181,8 +201,41 @@ def load_spec_text(texts: list[tuple[str, str]], base: Spec | None = None) -> Sp
                 new = load_entry(item, kind, platforms, arches, lifecycles)
                 if any(f.name == new.name for f in files):
                     raise item.fail("name", f"{new.name!r} is already defined")
+                same = next((f for f in files if f.path == new.path), None)
+                if same is not None:
+                    raise item.fail("path", f"{new.path} is already the built-in entry {same.name!r}: a draft names "
+                                    "a new file (extend the built-in spec instead of repeating it)")
                 files.append(new)
-    return Spec(platforms, tuple(files), arches, lifecycles, syscalls)
+    ordered = tuple(sorted(eras.values(), key=lambda e: KernelVersion.parse(e.since)))
+    return Spec(platforms, tuple(_inherit_from_targets(files)), arches, lifecycles, syscalls, ordered)
+
+
+_DECIMAL_MODE = re.compile(r"^\s*mode\s*=\s*([1-9][0-9]*)\s*(#.*)?$", re.M)
+
+
+def _check_modes_are_octal(source: str, text: str) -> None:
+    """``mode = 444`` is decimal in TOML (0o674): refuse it, and say what to write."""
+    for m in _DECIMAL_MODE.finditer(text):
+        value = int(m.group(1))
+        line = text.count("\n", 0, m.start()) + 1
+        hint = f"; write 0o{m.group(1)}" if set(m.group(1)) <= set("01234567") else ""
+        raise SpecFileError(source, f"line {line}: mode",
+                            f"{value} is a decimal number ({value:#o} in octal){hint}: modes are written 0o644")
+
+
+def _inherit_from_targets(files: list[AbiFile]) -> list[AbiFile]:
+    """A file with link_to reads, writes and fails as its target: it takes the target's formats and errors."""
+    by_name = {f.name: f for f in files}
+    out = []
+    for f in files:
+        if f.link_to and f.read is None and f.write is None:
+            target = by_name.get(f.link_to)
+            if target is None:
+                raise SpecFileError(f.source, f"{f.name}.link_to", f"{f.link_to!r} names no ABI file")
+            f = dataclasses.replace(f, read=target.read, write=target.write, errors=f.errors or target.errors,
+                                    quirks=f.quirks or target.quirks)
+        out.append(f)
+    return out
 
 
 def builtin_texts() -> list[tuple[str, str]]:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from abi_specs import AbiError, builtin_spec
+from abi_specs.phyp import firmware_areas
 
 from .coreinfo import CoreFormatError, CoreLayout, read_core_layout
 from .errors import Failure
@@ -205,11 +206,33 @@ class Collector:
             raise Failure(f"{path}: cannot read: {exc.strerror}") from None
         except AbiError as exc:
             raise Failure(f"{path}: unexpected content: {exc}") from None
-        pairs = spec.read.ranges_of(values)
-        ranges = [(int(p["start"]), int(p["length"])) for p in pairs]
+        pairs = [(str(p["name"]), int(p["start"]), int(p["length"])) for p in spec.read.ranges_of(values)]
+        if not all(length for _, _, length in pairs[:3]):
+            # The kernel prints its own header: offsets and zero lengths for the firmware's
+            # areas. Where they really are is in the firmware's header, in the device tree.
+            found = self.firmware_areas()
+            pairs = [(name, *found[name]) if name in found else (name, start, length)
+                     for name, start, length in pairs[:3]] + pairs[3:]
+        ranges = [(start, length) for _, start, length in pairs if length]
         # The first DUMP pair is the hypervisor's copy of the crashed kernel's low memory.
-        rmr = next(((int(p["start"]), int(p["length"])) for p in pairs if p["name"] == "DUMP"), None)
+        rmr = next(((start, length) for name, start, length in pairs if name == "DUMP" and length), None)
         return ranges, rmr
+
+    def firmware_areas(self) -> dict[str, tuple[int, int]]:
+        """Where firmware saved the CPU state, the page table and the low memory (ibm,kernel-dump)."""
+        entry = _SPEC.get("ibm,kernel-dump")
+        path = self.abi(entry.path)
+        try:
+            header = entry.cells.unpack(path.read_bytes(), entry.name)
+        except OSError as exc:
+            raise Failure(f"{path}: cannot read the firmware's dump header: {exc.strerror}") from None
+        except AbiError as exc:
+            raise Failure(f"{path}: unexpected content: {exc}") from None
+        found = firmware_areas(header)
+        missing = [n for n in ("CPU", "HPTE", "DUMP") if n not in found]
+        if missing:
+            raise Failure(f"{path}: the firmware's dump header has no {', '.join(missing)} section")
+        return found
 
     def adopt_state(self, size: int, core: CoreLayout, ranges: list[tuple[int, int]]) -> None:
         """Start a new state, or check that the existing one is about this very dump."""

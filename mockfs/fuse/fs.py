@@ -134,6 +134,12 @@ class MockFS(mfusepy.Operations):
                 raise FuseOSError(errno.EACCES)
             self._log(path, "open", flags=flags, result=0)
             return VMCORE_FH
+        if node.entry is not None:
+            try:
+                self.machine.check_open(node.entry, node.mode, flags)
+            except WriteRejected as exc:
+                self._log(path, "open", flags=flags, result=-exc.errno, errno=errno.errorcode[exc.errno])
+                raise FuseOSError(exc.errno) from None
         self._log(path, "open", flags=flags, result=0)
         return 0
 
@@ -198,7 +204,7 @@ class MockFS(mfusepy.Operations):
         if fh == CONTROL_FH:
             return self._control(data)
         node = self._node(path)
-        if node.kind != "file" or node.entry is None or (node.entry.write is None and node.entry.name != "proc/sys"):
+        if node.kind != "file" or node.entry is None:
             raise FuseOSError(errno.EACCES)
         try:
             count = self.machine.write_file(node.entry, data, node, self._caller())

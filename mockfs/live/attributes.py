@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 
 from abi_specs import AbiFile, WriteRejected
-from abi_specs.phyp import PhypLayout
+from abi_specs.phyp import PhypLayout, shown_pairs
 from mockfs.machine import Fixture
 
 from .state import MachineState
@@ -21,13 +21,15 @@ VMCOREINFO_NOTE_EXTRA = 36
 VMCOREINFO_ADDRESS = 0x1FE3000
 
 
-def values_of(entry: AbiFile, fixture: Fixture, state: MachineState, phyp: PhypLayout | None) -> dict[str, int | str]:
-    """The field values *entry* shows now."""
+def values_of(entry: AbiFile, fixture: Fixture, state: MachineState, phyp: PhypLayout | None,
+              quirks: frozenset[str] = frozenset()) -> dict[str, int | str]:
+    """The field values *entry* shows now (*quirks*: the kernel behaviours the machine has)."""
     name = entry.link_to or entry.name
     fields = [f.name for f in entry.read.printf.fields] if entry.read else []
     if name == "release_region":
         assert phyp is not None
-        return dict(zip(fields, phyp.pairs()))
+        rebased = state.kernel.kernel == "capture" and state.kernel["registered"]
+        return dict(zip(fields, shown_pairs(phyp, rebased, "document_form" in quirks)))
     if name == "vmcoreinfo":
         return {"address": VMCOREINFO_ADDRESS, "size": fixture.page_size + VMCOREINFO_NOTE_EXTRA}
     kernel = state.kernel
@@ -38,14 +40,43 @@ def values_of(entry: AbiFile, fixture: Fixture, state: MachineState, phyp: PhypL
         "fadump/mem_reserved": fixture.fadump.reserve_size if fixture.fadump else 0,
         "fadump/hotplug_ready": 1,
         "fadump/bootargs_append": state.bootargs,
-        "kexec_loaded": int(kernel["loaded"]),
-        "kexec_crash_loaded": int(kernel["crash_loaded"]),
-        "kexec_crash_size": state.crash_size,
+        "kexec/loaded": int(kernel["loaded"]),
+        "kexec/crash_loaded": int(kernel["crash_loaded"]),
+        "kexec/crash_size": state.crash_size,
+        "kexec/crash_elfcorehdr_size": elfcorehdr_size(fixture),
+        "cpu/crash_hotplug": int(updates_elfcorehdr(state)),
+        "memory/crash_hotplug": int(updates_elfcorehdr(state)),
     }
     return {fields[0]: simple[name]}
 
 
-def read_file(entry: AbiFile, fixture: Fixture, state: MachineState, phyp: PhypLayout | None) -> bytes:
+#: x86's CONFIG_CRASH_MAX_MEMORY_RANGES: the memory ranges the header leaves room for.
+CRASH_MAX_MEMORY_RANGES = 8192
+
+
+def elfcorehdr_size(fixture: Fixture) -> int:
+    """crash_elfcorehdr_size on x86: an ELF header and a program header per CPU, the VMCOREINFO
+    and kernel text notes, and room for every hot-pluggable memory range."""
+    from abi_specs.elf import EHDR_SIZE, PHDR_SIZE
+
+    return EHDR_SIZE + (len(fixture.cpus) + 2 + CRASH_MAX_MEMORY_RANGES) * PHDR_SIZE
+
+
+def updates_elfcorehdr(state: MachineState) -> bool:
+    """Whether the loaded crash kernel's ELF header is updated by the kernel on hot-plug
+    (loaded with kexec_file_load, or kexec_load with KEXEC_UPDATE_ELFCOREHDR)."""
+    from abi_specs.kexec import kexec_load_flags
+
+    loaded = state.crash_kernel
+    if not loaded or not state.kernel["crash_loaded"]:
+        return False
+    if loaded.get("syscall") == "kexec_file_load":
+        return True
+    return bool(int(loaded.get("flags", 0)) & kexec_load_flags()["KEXEC_UPDATE_ELFCOREHDR"])
+
+
+def read_file(entry: AbiFile, fixture: Fixture, state: MachineState, phyp: PhypLayout | None,
+              quirks: frozenset[str] = frozenset()) -> bytes:
     """The whole content of an attribute or property, rendered fresh."""
     if entry.kind == "property":
         assert entry.cells is not None
@@ -53,7 +84,7 @@ def read_file(entry: AbiFile, fixture: Fixture, state: MachineState, phyp: PhypL
         return entry.cells.pack(records, head)
     if entry.read is None:
         raise WriteRejected(entry.name, errno.EACCES, "write-only")
-    return entry.read.format(values_of(entry, fixture, state, phyp)).encode("latin-1")
+    return entry.read.format(values_of(entry, fixture, state, phyp, quirks)).encode("latin-1")
 
 
 def property_records(entry: AbiFile, fixture: Fixture, phyp: PhypLayout | None) -> tuple[dict[str, int], list[dict[str, int]]]:

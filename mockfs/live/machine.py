@@ -16,12 +16,12 @@ owns it can persist its state (``on_change``).
 from __future__ import annotations
 
 import errno
+import os
 import threading
 from collections.abc import Callable
 
 from abi_specs import AbiFile, WriteRejected, builtin_spec
 from abi_specs.lifecycle import KernelState
-from abi_specs.phyp import quirks as phyp_quirks
 from abi_specs.versions import KernelVersion
 from mockfs.judge import Judge, Violation
 from mockfs.machine import VmcoreImage
@@ -47,8 +47,10 @@ class LiveMachine:
         self.platform = self.spec.platforms[self.fixture.platform]
         self.lifecycle = self.spec.lifecycle(self.fixture.platform)
         self.version = KernelVersion.parse(self.fixture.osrelease)
+        self.sysfs = self.spec.sysfs_era(self.version)  # which sysfs generation the fixture's kernel has
         self.page_size = self.fixture.page_size
-        self.quirks = phyp_quirks() if quirks is None else quirks
+        # Kernel behaviours: the spec's for this kernel version, as the fixture overrides them.
+        self.quirks = quirks if quirks is not None else self.spec.enabled_quirks(self.version, dict(self.fixture.quirks))
         self.lock = threading.RLock()
         self.state = state or self.initial_state("capture")
         self.judge = judge or Judge()
@@ -78,6 +80,12 @@ class LiveMachine:
         ck = self.fixture.crashkernel
         return ck[1] if ck and self.fixture.platform == "kdump" else 0
 
+    def quirk_on(self, entry: AbiFile, name: str) -> bool:
+        """Whether this machine's kernel has the behaviour *name* of *entry*."""
+        if not any(q.name == name for q in entry.quirks):
+            raise ValueError(f"{entry.name} has no quirk {name!r}")
+        return name in self.quirks
+
     def changed(self) -> None:
         """The state changed: let the owner persist it."""
         if self.on_change is not None:
@@ -89,7 +97,7 @@ class LiveMachine:
         """Every entry of the mock tree now (except inside /proc/sys), by path relative to the mount root."""
         key = self.state.kernel
         if self._tree is None or self._tree[0] != key:
-            tree = build_tree(self.spec.files_for(self.fixture.platform, key))
+            tree = build_tree(self.spec.files_for(self.fixture.platform, key, self.version), self.version)
             tree[CONTROL] = Node("file", 0o600)
             self._tree = (key, tree)
         return self._tree[1]
@@ -130,19 +138,19 @@ class LiveMachine:
             return len(self.read_file(entry))
         if entry.kind == "procfs":
             return len(procfiles.kcore(self.fixture)) if entry.name == "proc/kcore" else 0
-        return self.platform.sysfs.attribute_size
+        return self.page_size  # sysfs gives every attribute a page
 
     # -- reading ABI files --------------------------------------------------------------
 
     def values_of(self, entry: AbiFile) -> dict[str, int | str]:
         """The field values *entry* shows now."""
-        return attributes.values_of(entry, self.fixture, self.state, self.phyp)
+        return attributes.values_of(entry, self.fixture, self.state, self.phyp, self.quirks)
 
     def read_file(self, entry: AbiFile, node: Node | None = None) -> bytes:
         """The whole content of an attribute, property or procfs file, rendered fresh."""
         if entry.kind == "procfs":
             return self._read_procfs(entry, node)
-        return attributes.read_file(entry, self.fixture, self.state, self.phyp)
+        return attributes.read_file(entry, self.fixture, self.state, self.phyp, self.quirks)
 
     def _read_procfs(self, entry: AbiFile, node: Node | None) -> bytes:
         if entry.name == "proc/cmdline":
@@ -178,21 +186,42 @@ class LiveMachine:
             self.judge.read_released(source, size, file_offset)
         return data
 
+    # -- opening ----------------------------------------------------------------------
+
+    @staticmethod
+    def check_open(entry: AbiFile, mode: int, flags: int) -> None:
+        """sysfs refuses at open(2), root included, what the file's mode does not allow.
+
+        kernfs_fop_open() (and sysfs_open_file() before kernfs) fails with
+        EACCES an open for writing of a file without write bits, and one for
+        reading of a file without read bits: the kernel's own check, not the
+        permission check root passes.
+        """
+        if entry.kind != "attribute":
+            return
+        access = flags & os.O_ACCMODE
+        if access in (os.O_WRONLY, os.O_RDWR) and not mode & 0o222:
+            raise WriteRejected(entry.name, errno.EACCES, "opened for writing, but the file has no write bit")
+        if access in (os.O_RDONLY, os.O_RDWR) and not mode & 0o444:
+            raise WriteRejected(entry.name, errno.EACCES, "opened for reading, but the file has no read bit")
+
     # -- writes -------------------------------------------------------------------------
 
     def write_file(self, entry: AbiFile, data: bytes, node: Node | None = None, writer: int = 0) -> int:
         """A write(2) of *data* to *entry*: returns the count or raises WriteRejected."""
         if not data:
-            return self.platform.sysfs.empty_write  # sysfs returns without calling store()
+            return self.sysfs.empty_write  # sysfs returns without calling store()
         if entry.name == "proc/sys" and node is not None:
             with self.lock:
                 count = self.sysctls.write(node.target.removeprefix("proc/sys/"), data)
             self.changed()
             return count
-        data = data[:self.platform.write_limit(self.page_size)]
+        if entry.write is None:
+            # A kobj_attribute with a write bit but no store method: kobj_attr_store() says EIO.
+            raise WriteRejected(entry.name, errno.EIO, "the attribute has no store method")
+        data = data[:self.sysfs.write_limit(self.page_size)]
         name = entry.link_to or entry.name
         target = self.spec.get(name)
-        assert entry.write is not None
         with self.lock:
             stores.check_state(self, target, name)
             try:

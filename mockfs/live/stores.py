@@ -31,7 +31,7 @@ def check_state(machine: LiveMachine, entry: AbiFile, name: str) -> None:
     if name == "fadump/release_mem" and not state.dump_active:
         machine.judge.released_twice()
         raise entry.refusal("no_dump_active", "no dump is active")
-    if name == "kexec_crash_size" and state.kernel["crash_loaded"]:
+    if name == "kexec/crash_size" and state.kernel["crash_loaded"]:
         raise entry.refusal("crash_kernel_loaded", "a crash kernel is loaded: unload it first")
 
 
@@ -76,12 +76,20 @@ def bootargs_append(machine: LiveMachine, entry: AbiFile, values: Values, writer
 
 
 def kexec_crash_size(machine: LiveMachine, entry: AbiFile, values: Values, writer: int) -> None:
-    """crash_shrink_memory(): only shrinks, in whole pages; the size rounded up first."""
+    """crash_shrink_memory(): only shrinks, in whole pages.
+
+    Kernels with the ``round_up_first`` behaviour round the value up before
+    comparing (an all-ones write wraps to 0 and frees everything); older ones
+    compare the raw value and refuse anything larger.
+    """
     state = machine.state
     align = machine.page_size
-    new = -(-int(values["bytes"]) // align) * align & ((1 << 64) - 1)  # roundup wraps like unsigned long
-    if new > state.crash_size:
+    asked = int(values["bytes"])
+    rounded = -(-asked // align) * align & ((1 << 64) - 1)  # roundup wraps like unsigned long
+    compared = rounded if machine.quirk_on(entry, "round_up_first") else asked
+    if compared > state.crash_size:
         raise entry.refusal("larger_than_current", f"larger than the current size ({state.crash_size})")
+    new = rounded if rounded <= state.crash_size else state.crash_size
     if new < state.crash_size:
         state.event("crash-shrink", before=state.crash_size, after=new)
         state.crash_size = new
@@ -107,6 +115,6 @@ STORES = {
     "fadump/release_mem": release_mem,
     "fadump/registered": registered,
     "fadump/bootargs_append": bootargs_append,
-    "kexec_crash_size": kexec_crash_size,
+    "kexec/crash_size": kexec_crash_size,
     "proc/sysrq-trigger": sysrq_trigger,
 }

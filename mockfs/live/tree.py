@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from abi_specs import AbiFile
+from abi_specs.versions import KernelVersion
 
 
 @dataclass(frozen=True)
@@ -23,14 +24,26 @@ def rel(path: str) -> str:
     return path.lstrip("/")
 
 
-def build_tree(files: Iterable[AbiFile]) -> dict[str, Node]:
-    """Every entry of the tree holding *files*, by path relative to the mount root."""
+def build_tree(files: Iterable[AbiFile], version: KernelVersion | None = None) -> dict[str, Node]:
+    """Every entry of the tree holding *files* in a kernel of *version*, by path relative to the mount root.
+
+    A file that became a symlink later (the flat fadump_* names, links since
+    5.7) is a plain file, with its target's mode, in kernels before that.
+    """
+    files = list(files)
+    by_name = {f.name: f for f in files}
     tree: dict[str, Node] = {"": Node("dir", 0o755)}
     for f in files:
         path = rel(f.path)
         parts = path.split("/")
         for i in range(1, len(parts)):
             tree.setdefault("/".join(parts[:i]), Node("dir", 0o755))
-        kind = "link" if f.link_to else "dir" if f.directory else "file"
-        tree[path] = Node(kind, 0o777 if f.link_to else f.mode, f, f.link_to)
+        if f.is_link_in(version):
+            tree[path] = Node("link", 0o777, f, f.link_to)
+        elif f.link_to:
+            target = by_name.get(f.link_to)  # link_to names the target by its spec name
+            tree[path] = Node("file", target.mode if target else f.mode, f)
+        else:
+            tree[path] = Node("dir" if f.directory else "file", f.mode, f)
     return tree
+

@@ -116,7 +116,7 @@ def new_fixture(
     messages: Sequence[str] = (),
     seed: int = 0,
     name: str | None = None,
-    osrelease: str = "5.15.0-mock",
+    osrelease: str = "",
     plant_pages: bool = True,
 ) -> Fixture:
     """A valid fixture of a *platform* machine with *memory* bytes of RAM and *cpus* CPUs.
@@ -136,7 +136,7 @@ def new_fixture(
         ram=((0, size),),
         cpus=_cpus(rng, arch, cpus),
         osrelease=osrelease,
-        log=_log(rng, messages, osrelease),
+        log=_log(rng, messages, osrelease or default_osrelease(platform)),
         seed=seed,
         phyp=PhypDump() if platform == "phyp" else None,
         fadump=_fadump_areas(size) if platform == "fadump" else None,
@@ -147,6 +147,12 @@ def new_fixture(
         return fixture.validate("new")
     except FixtureError as exc:
         raise _fail(exc.key, exc.problem) from None
+
+
+def default_osrelease(platform: str) -> str:
+    """The kernel release a new *platform* machine runs unless told otherwise."""
+    plat = builtin_spec().platforms.get(platform)
+    return f"{plat.default_kernel}-mock" if plat else "5.15.0-mock"
 
 
 def manifest_text(fixture: Fixture, description: str = "") -> str:

@@ -31,7 +31,7 @@ FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
 
 _TOP_KEYS = {
     "format", "name", "description", "platform", "arch", "page_size", "osrelease", "seed",
-    "hostname", "crashtime", "ram", "cpus", "log", "pages", "overlays", "phyp", "fadump", "kdump",
+    "hostname", "crashtime", "ram", "cpus", "log", "pages", "overlays", "phyp", "fadump", "kdump", "quirks",
 }  # fmt: skip
 _DMESG_RE = re.compile(r"^\[\s*(\d+)\.(\d{6})\] ?(.*)$")
 
@@ -112,8 +112,11 @@ def _dump_sections(doc: TableReader) -> tuple[PhypDump | None, Fadump | None]:
     phyp = fadump = None
     if "phyp" in doc.table:
         pt = doc.sub("phyp")
-        pt.check_keys({"cpu_state_size", "hpte_size", "reserve_bootvar"})
-        phyp = PhypDump(**{k: pt.size(k) for k in pt.table})
+        pt.check_keys({"cpu_state_size", "hpte_size", "reserve_bootvar", "dump_status"})
+        status = pt.string("dump_status", "ok")
+        if status not in DUMP_STATUSES:
+            raise pt.fail("dump_status", f"expected one of {', '.join(DUMP_STATUSES)}, got {status!r}")
+        phyp = PhypDump(**{k: pt.size(k) for k in pt.table if k != "dump_status"}, dump_status=status)
     if "fadump" in doc.table:
         ft = doc.sub("fadump")
         keys = ("boot_memory_size", "reserve_start", "reserve_size")
@@ -121,6 +124,18 @@ def _dump_sections(doc: TableReader) -> tuple[PhypDump | None, Fadump | None]:
         ft.require(*keys)
         fadump = Fadump(**{k: ft.size(k) for k in keys})
     return phyp, fadump
+
+
+#: What the firmware's dump header says of the dump: "error" is DUMP_ERROR_FLAG.
+DUMP_STATUSES = ("ok", "error")
+
+
+def _quirks(doc: TableReader) -> tuple[tuple[str, bool], ...]:
+    """``[quirks]``: kernel behaviours switched on or off against the spec's for this kernel version."""
+    if "quirks" not in doc.table:
+        return ()
+    qt = doc.sub("quirks")
+    return tuple((name, qt.get(name, bool, required=True)) for name in qt.table)
 
 
 def _crashkernel(doc: TableReader) -> tuple[int, int] | None:
@@ -150,7 +165,7 @@ def parse_fixture(raw: dict[str, Any], source: str = "<fixture>", base: Path | N
         arch=doc.string("arch"),
         ram=_ram(doc),
         cpus=_cpus(doc),
-        osrelease=doc.string("osrelease", "5.15.0-mock"),
+        osrelease=doc.string("osrelease", ""),
         log=tuple(records),
         log_format=log_format,
         page_size=doc.size("page_size", 0),
@@ -161,6 +176,7 @@ def parse_fixture(raw: dict[str, Any], source: str = "<fixture>", base: Path | N
         phyp=phyp,
         fadump=fadump,
         crashkernel=_crashkernel(doc),
+        quirks=_quirks(doc),
         **_pages(doc),  # type: ignore[arg-type]
     )
     return fixture.validate(source)
@@ -212,6 +228,10 @@ def fixture_to_doc(fx: Fixture) -> dict[str, Any]:
             "hpte_size": fx.phyp.hpte_size,
             "reserve_bootvar": fx.phyp.reserve_bootvar,
         }
+        if fx.phyp.dump_status != "ok":
+            doc["phyp"]["dump_status"] = fx.phyp.dump_status
+    if fx.quirks:
+        doc["quirks"] = dict(fx.quirks)
     if fx.crashkernel:
         doc["kdump"] = {"crashkernel": {"start": fx.crashkernel[0], "size": fx.crashkernel[1]}}
     if fx.fadump:

@@ -89,6 +89,7 @@ class PhypDump:
     cpu_state_size: int = 0x10000
     hpte_size: int = 0x1000
     reserve_bootvar: int = 0
+    dump_status: str = "ok"  # "error": firmware flagged the dump (DUMP_ERROR_FLAG): nothing to collect
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class Fixture:
     arch: str
     ram: tuple[tuple[int, int], ...]
     cpus: tuple[Cpu, ...]
-    osrelease: str = "5.15.0-mock"
+    osrelease: str = ""  # the kernel's release (uname -r); "": the platform's default kernel
     log: tuple[LogRecord, ...] = ()
     log_format: str = "ringbuffer"
     page_size: int = 0  # 0: the architecture's default
@@ -129,9 +130,11 @@ class Fixture:
     phyp: PhypDump | None = None
     fadump: Fadump | None = None
     crashkernel: tuple[int, int] | None = None  # kdump: (start, size) of the crashkernel= reservation
+    quirks: tuple[tuple[str, bool], ...] = ()  # kernel behaviours switched from the spec's for this version
 
     def __post_init__(self) -> None:
         # Accept lists from hand-written code; store tuples so the fixture stays frozen.
+        object.__setattr__(self, "quirks", tuple(sorted((str(k), bool(v)) for k, v in dict(self.quirks).items())))
         for name in ("ram", "cpus", "log", "zero_pages", "free_pages", "cache_pages", "user_pages", "overlays"):
             value = getattr(self, name)
             if not isinstance(value, tuple):
@@ -139,6 +142,8 @@ class Fixture:
         object.__setattr__(self, "ram", tuple((int(s), int(z)) for s, z in self.ram))
         if self.crashkernel is not None:
             object.__setattr__(self, "crashkernel", (int(self.crashkernel[0]), int(self.crashkernel[1])))
+        if not self.osrelease and self.platform in builtin_spec().platforms:
+            object.__setattr__(self, "osrelease", builtin_spec().platforms[self.platform].default_kernel + "-mock")
         if self.page_size == 0 and self.arch in builtin_spec().arches:
             object.__setattr__(self, "page_size", builtin_spec().arches[self.arch].page_size)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NoReturn
 
 from abi_specs import builtin_spec
+from abi_specs.versions import KernelVersion
 
 from .model import LOG_FORMATS, PAGE_KINDS, Fixture, FixtureError
 
@@ -38,6 +39,23 @@ def _identity(c: _Check) -> None:
         c.fail("log_format", f"unknown log format {fx.log_format!r} (expected one of {', '.join(LOG_FORMATS)})")
     if not 0 <= fx.seed < 1 << 64:
         c.fail("seed", "seed must fit 64 bits")
+    _kernel(c)
+
+
+def _kernel(c: _Check) -> None:
+    """The kernel release must parse, and the platform must exist in that kernel."""
+    fx, spec = c.fx, builtin_spec()
+    try:
+        version = KernelVersion.parse(fx.osrelease)
+    except ValueError as exc:
+        c.fail("osrelease", str(exc))
+    plat = spec.platforms[fx.platform]
+    if not plat.in_kernel(version):
+        c.fail("osrelease", f"{plat.title} is in Linux {plat.kernel_range()}, not in {version}")
+    try:
+        spec.enabled_quirks(version, dict(fx.quirks))
+    except ValueError as exc:
+        c.fail("quirks", str(exc))
 
 
 def _ram(c: _Check) -> None:

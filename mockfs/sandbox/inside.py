@@ -176,9 +176,7 @@ class _Runner:
         self.start_proc_daemon()
         rootfs.seal_dev(root)
         rootfs.seal_sys(root)
-        mock_sys_kernel = os.path.join(self.mock, "sys", "kernel")
-        if os.path.isdir(mock_sys_kernel):
-            rootfs.merge_sys_kernel(root, mock_sys_kernel)
+        rootfs.merge_sys(root, self.mock)
         rootfs.bind_into(root, self.stage)  # the cleanup marker, the real /proc, where device-tree links point
         rootfs.bind_into(root, self.mock)
         control = os.path.join(self.mock, ".control")

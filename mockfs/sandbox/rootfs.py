@@ -4,7 +4,7 @@
   so every write outside the binds lands in the machine, never on the host;
 * ``/dev`` is the host's, but ``/dev/shm`` is private and ``/dev/kmsg`` closed (bound nodev);
 * ``/sys`` is the host's, read-only, with the mock's /sys/kernel files merged in
-  (:func:`merge_sys_kernel`);
+  (:func:`merge_sys`: /sys/kernel and /sys/devices/system/{cpu,memory});
 * ``/proc`` is the runner's FUSE overlay (:mod:`mockfs.fuse.procfs`) with the
   machine's files bound over their names: vmcore, sysrq-trigger, sys, iomem...;
 * the output directory and extra binds are the host's own, by design.
@@ -107,14 +107,26 @@ def merge(real: str, mock: str, target: str) -> None:
             graft(mock_entry, here)
 
 
-def merge_sys_kernel(newroot: str, mock_sys_kernel: str) -> None:
-    """A tmpfs at /sys/kernel holding the (read-only) real entries and the mock's files."""
-    real = newroot + "/sys/kernel"
-    saved = newroot + "/sys-kernel-real"  # on the overlay: the machine's layer, not the host
+#: The /sys directories a machine may add files to (its dump ABI lives there).
+SYS_MERGED = ("sys/kernel", "sys/devices/system/cpu", "sys/devices/system/memory")
+
+
+def merge_sys(newroot: str, mock: str) -> None:
+    """Lay the mock's files into each directory of :data:`SYS_MERGED` it has files for."""
+    for rel in SYS_MERGED:
+        source = os.path.join(mock, rel)
+        if os.path.isdir(source) and os.path.isdir(f"{newroot}/{rel}"):
+            merge_sys_dir(newroot, source, rel)
+
+
+def merge_sys_dir(newroot: str, mock_dir: str, rel: str = "sys/kernel") -> None:
+    """A tmpfs at /*rel* holding the (read-only) real entries and the mock's files."""
+    real = f"{newroot}/{rel}"
+    saved = f"{newroot}/{rel.replace('/', '-')}-real"  # on the overlay: the machine's layer, not the host
     os.makedirs(saved, exist_ok=True)
     mount(real, saved, None, MS_BIND | MS_REC)
     mount("sysfs-mock", real, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
-    merge(saved, mock_sys_kernel, real)
+    merge(saved, mock_dir, real)
     from .syscalls import umount_lazy
 
     umount_lazy(saved)

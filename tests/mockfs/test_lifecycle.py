@@ -51,8 +51,8 @@ def test_armed_kernel_serves_the_armed_files(name: str, tmp_path: Path) -> None:
     assert result.returncode == 0
     platform = machine.state["platform"]
     version = KernelVersion.parse(MachineDir.open(machine.path).fixture.osrelease)
-    files = SPEC.files_for(platform, SPEC.lifecycle(platform).boot(version))
-    wanted = {f.path.removeprefix("/sys/kernel/") for f in files if f.path.startswith("/sys/kernel/")}
+    files = SPEC.files_for(platform, SPEC.lifecycle(platform).boot(version), version)
+    wanted = {f.path.removeprefix("/sys/kernel/") for f in files if f.path.startswith("/sys/kernel/") and not f.directory}
     seen = {line.removeprefix("./") for line in (out / "sys").read_text().split()}
     assert wanted <= seen  # the real /sys/kernel entries are there too
     assert not (out / "vmcore").exists()  # no dump before a crash
@@ -350,7 +350,9 @@ def test_kexec_crash_size_only_shrinks_and_not_while_loaded(tmp_path: Path) -> N
 
 
 def test_fadump_armed_attributes(tmp_path: Path) -> None:
-    machine = Machine(tmp_path / "m", SMALL["fadump"], state="armed")
+    # 6.10: bootargs_append and hotplug_ready are there (the armed kernel only has bootargs_append before 6.13).
+    fixture = new_fixture("fadump", memory=MIN_MEMORY["fadump"], name="fadump-610", osrelease="6.10.0-mock")
+    machine = Machine(tmp_path / "m", fixture, state="armed")
     out = tmp_path / "out"
     script = "; ".join([
         f"cat /sys/kernel/fadump/enabled /sys/kernel/fadump/registered > {out}/flags",
@@ -361,7 +363,7 @@ def test_fadump_armed_attributes(tmp_path: Path) -> None:
     ])
     result = machine.run(["sh", "-c", script], output=out)
     assert result.returncode == 0
-    assert (out / "flags").read_text() == "1\n0\n"
+    assert (out / "flags").read_text() == "1\n1\n"  # since 5.18 the kernel registers at boot by itself
     assert int((out / "reserved").read_text()) > 0
     assert (out / "args").read_text() == "nr_cpus=16 numa=off\n"
     assert machine.state["bootargs"] == "nr_cpus=16 numa=off"

@@ -75,7 +75,7 @@ def test_random_lives_follow_the_spec(platform: str, data: st.DataObject) -> Non
     for name, expected in walk:
         _fire(machine, name)
         assert machine.state.kernel == expected, (name, walk)
-        served = {f.path for f in SPEC.files_for(platform, expected)}
+        served = {f.path for f in SPEC.files_for(platform, expected, version)}
         for f in SPEC.files:
             if platform in f.platforms:
                 assert (machine.lookup(f.path) is not None) == (f.path in served), (f.path, name, expected)

@@ -35,8 +35,9 @@ def write(path: Path, data: bytes) -> int:
 def test_tree_is_the_spec(name: str) -> None:
     with MockMount(name) as mock:
         platform = mock.fixture.platform
-        state = SPEC.lifecycle(platform).captured(KernelVersion.parse(mock.fixture.osrelease))
-        files = SPEC.files_for(platform, state)
+        version = KernelVersion.parse(mock.fixture.osrelease)
+        state = SPEC.lifecycle(platform).captured(version)
+        files = SPEC.files_for(platform, state, version)
         expected = {f.path for f in files if not f.directory}
         # /proc/sys mirrors the host's sysctls: only its presence is the spec's.
         served = {"/" + str(p.relative_to(mock.root)) for p in mock.root.rglob("*")
@@ -46,7 +47,7 @@ def test_tree_is_the_spec(name: str) -> None:
         for f in files:
             st_ = os.lstat(mock.path(f.path))
             assert st_.st_uid == 0 and st_.st_gid == 0
-            if f.link_to:
+            if f.is_link_in(version):
                 assert stat.S_ISLNK(st_.st_mode)
                 assert os.readlink(mock.path(f.path)) == f.link_to
                 continue
@@ -55,7 +56,7 @@ def test_tree_is_the_spec(name: str) -> None:
                 assert stat.S_ISDIR(st_.st_mode), f.path
                 continue
             if f.kind == "attribute":
-                assert st_.st_size == 4096
+                assert st_.st_size == mock.fixture.page_size  # sysfs: a page, 64 KiB on ppc64
         assert os.stat(mock.path("/proc/vmcore")).st_size == mock.image.size
     assert not any(" fuse" in line and str(mock.root) in line for line in Path("/proc/mounts").read_text().splitlines())
 
@@ -63,8 +64,9 @@ def test_tree_is_the_spec(name: str) -> None:
 @pytest.mark.parametrize("name", builtin_fixture_names())
 def test_every_readable_file_passes_check(name: str, cli) -> None:
     with MockMount(name) as mock:
-        state = SPEC.lifecycle(mock.fixture.platform).captured(KernelVersion.parse(mock.fixture.osrelease))
-        for f in SPEC.files_for(mock.fixture.platform, state):
+        version = KernelVersion.parse(mock.fixture.osrelease)
+        state = SPEC.lifecycle(mock.fixture.platform).captured(version)
+        for f in SPEC.files_for(mock.fixture.platform, state, version):
             if f.read is None and f.kind in ("attribute", "procfs"):
                 continue
             proc = cli("check", str(mock.path(f.path)), "--json")
@@ -90,9 +92,9 @@ def vmcore_mock():
 def test_release_region_lifecycle() -> None:
     with MockMount("phyp-power6") as mock:
         rr = mock.path("/sys/kernel/release_region")
-        values = SPEC.get("release_region").read.parse(rr.read_text())
         lay = mock.fixture.phyp_layout()
-        assert tuple(values.values()) == lay.pairs()
+        # The kernel's own header: offsets and zero lengths; only the reserved remainder is an area.
+        assert rr.read_text() == "CPU:0x0-0x0: HPTE:0x10000-0x0: DUMP:0x1010000-0x0, 0x10000000-0xdeff0000:\n"
         assert not mock.path("/sys/kernel/phyp_dump_active").exists()
         with open(mock.path("/proc/vmcore"), "rb") as f:
             while f.read(8 << 20):
@@ -100,9 +102,12 @@ def test_release_region_lifecycle() -> None:
         ranges = list(zip(lay.pairs()[::2], lay.pairs()[1::2]))
         for start, length in ranges:
             assert write(rr, f"{start:#x} {length:#x}\n".encode()) == len(f"{start:#x} {length:#x}\n")
-        # Every range released: the kernel registers a new dump area and creates phyp_dump_active.
+        # Every range released: the kernel registers a new dump area and creates phyp_dump_active;
+        # registering added the scratch address to the three destinations, once.
         assert mock.path("/sys/kernel/phyp_dump_active").read_text() == "1\n"
-        assert rr.read_text() == SPEC.get("release_region").read.format(values)
+        base = lay.scratch_start
+        assert rr.read_text() == (f"CPU:{base:#x}-0x0: HPTE:{base + 0x10000:#x}-0x0: DUMP:{base + 0x1010000:#x}-0x0, "
+                                  "0x10000000-0xdeff0000:\n")
         # Released memory reads as what the new owner wrote, never the saved data.
         with open(mock.path("/proc/vmcore"), "rb") as f:
             f.seek(mock.image.size - 4096)
