@@ -373,6 +373,24 @@ class Spec:
         chosen = {name: q.on_in(version) for name, q in known.items()} | dict(overrides or {})
         return frozenset(name for name, on in chosen.items() if on)
 
+    def notable_versions(self, platform: str) -> list[KernelVersion]:
+        """The kernel versions at which something of *platform* changes, by the spec's own data.
+
+        Every version a file, a quirk or the lifecycle names, kept inside the
+        kernels that have the platform: the versions worth testing a tool on.
+        """
+        plat = self.platforms[platform]
+        texts = {plat.kernels[0], plat.default_kernel}
+        for f in self.files:
+            if platform in f.platforms:
+                texts |= {f.kernel_version, f.removed, f.link_since, *f.since.values()}
+                texts |= {v for q in f.quirks for pair in q.kernels for v in pair}
+        life = self.lifecycles.get(platform)
+        if life is not None:
+            texts |= {str(v.since) for t in life.transitions.values() for v in t.sets.values() if v.since}
+        versions = {KernelVersion.parse(t) for t in texts if t}
+        return sorted(v for v in versions if plat.in_kernel(v))
+
     def sysfs_era(self, version: KernelVersion) -> SysfsEra:
         """The sysfs generation of a kernel of *version*."""
         found = [e for e in self.eras if KernelVersion.parse(e.since) <= version]

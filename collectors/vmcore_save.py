@@ -115,7 +115,7 @@ class Collector:
         vmcore = self.abi(VMCORE)
         if not self.out_dir.exists() and not vmcore.exists():
             # Nothing to save and nothing to finish: leave no empty directory behind.
-            raise Failure(f"{vmcore}: no such file: no crash dump to save (not a capture kernel?)")
+            raise Failure(self.no_dump(vmcore))
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.dir_fd = os.open(self.out_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -148,7 +148,7 @@ class Collector:
                 self.finish_fadump_release()
                 self.done_message("already complete (release_mem had been written)")
                 return 0
-            raise Failure(f"{vmcore}: no such file: no crash dump to save (not a capture kernel?)") from None
+            raise Failure(self.no_dump(vmcore)) from None
         except OSError as exc:
             raise Failure(f"{vmcore}: cannot open: {exc.strerror}") from None
         try:
@@ -162,6 +162,19 @@ class Collector:
         self.save_state()
         self.done_message("saved")
         return 0
+
+    def no_dump(self, vmcore: Path) -> str:
+        """Why there is no /proc/vmcore, as precisely as the machine tells."""
+        entry = _SPEC.get("ibm,kernel-dump")
+        header = self.abi(entry.path)
+        try:
+            status = int(entry.cells.unpack(header.read_bytes(), entry.name)["head"]["status"])  # type: ignore[index]
+        except (OSError, AbiError, KeyError, TypeError, ValueError):
+            status = 0
+        if status & entry.constants["status"]["DUMP_ERROR_FLAG"]:
+            return (f"{header}: the firmware flagged the dump as failed (DUMP_ERROR_FLAG): there is no crash dump to "
+                    "save; the kernel registered a new dump area at boot")
+        return f"{vmcore}: no such file: no crash dump to save (not a capture kernel?)"
 
     def collect(self, reader: VmcoreReader) -> None:
         try:

@@ -60,7 +60,12 @@ class Example:
     def describe(self) -> str:
         fx = self.fixture
         faults = " ".join(self.faults) or "no faults"
-        return f"{fx.platform}/{fx.arch} {format_size(fx.ram_size)} {len(fx.cpus)} cpus, {faults}"
+        failed = ", firmware flagged the dump as failed" if self.dump_failed else ""
+        return f"{fx.platform}/{fx.arch} Linux {fx.osrelease} {format_size(fx.ram_size)} {len(fx.cpus)} cpus{failed}, {faults}"
+
+    @property
+    def dump_failed(self) -> bool:
+        return self.fixture.phyp is not None and self.fixture.phyp.dump_status == "error"
 
     def key(self) -> str:
         return hashlib.sha1(repr((self.fixture, self.faults)).encode()).hexdigest()
@@ -92,7 +97,14 @@ def examples(draw: st.DrawFn, platform: str | None = None, arch: str | None = No
     cpus = draw(st.integers(1, 4))
     text = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=60)
     messages = draw(st.lists(text, max_size=4))
-    fixture = new_fixture(plat, arch, memory, cpus, messages, seed=draw(st.integers(0, 2**32 - 1)), name="conform")
+    # The kernel versions at which the platform's ABI changes, as the spec records them.
+    version = draw(st.sampled_from(spec.notable_versions(plat)))
+    # Now and then firmware flags a phyp dump as failed: the collector must cope with no dump.
+    status = draw(st.sampled_from(["ok"] * 7 + ["error"])) if plat == "phyp" else "ok"
+    fixture = new_fixture(plat, arch, memory, cpus, messages, seed=draw(st.integers(0, 2**32 - 1)), name="conform",
+                          osrelease=f"{version}-conform", dump_status=status)
+    if status == "error":
+        return Example(fixture, ())  # no dump to read: read and write faults have nothing to act on
     size = VmcoreImage(fixture).size
     page = spec.arches[arch].page_size
     kind = draw(st.sampled_from(["none", "none", "short", "delay", "kill", "eio", "enospc"]))
@@ -127,6 +139,8 @@ def _best_dump(output: Path, image: VmcoreImage) -> tuple[Path | None, VerifyRep
 
 def judge(example: Example, result: RunResult, output: Path, image: VmcoreImage) -> tuple[list[str], VerifyReport | None]:
     """The problems of one finished example (empty when it conforms)."""
+    if example.dump_failed:
+        return _judge_failed_dump(result, output, image), None
     problems: list[str] = []
     plan = parse_faults(list(example.faults))
     path, dump = _best_dump(output, image) if output.exists() else (None, None)
@@ -153,6 +167,21 @@ def judge(example: Example, result: RunResult, output: Path, image: VmcoreImage)
     if plan.kill_after and len(result.returncodes) == 1 and result.returncode == 0 and not complete:
         problems.append("killed part-way, the rerun never happened")
     return problems, dump
+
+
+def _judge_failed_dump(result: RunResult, output: Path, image: VmcoreImage) -> list[str]:
+    """A dump firmware flagged as failed: there is nothing to save, and nothing to give back.
+
+    The collector must not claim a dump (no file in *output* may pass for
+    one), must break no rule, and must end by itself rather than by a signal;
+    its exit status is its own choice.
+    """
+    problems = [f"violation {v['kind']}: {v['message']}" for v in result.violations]
+    for path in sorted(p for p in output.rglob("*") if p.is_file()) if output.exists() else []:
+        problems.append(f"{path.relative_to(output)} saved although the firmware flagged the dump as failed")
+    if result.returncode >= 128:
+        problems.append(f"the collector died of signal {result.returncode - 128} on a machine with a failed dump")
+    return problems
 
 
 def check_example(template: Sequence[str], example: Example, work: Path, timeout: float = 600,

@@ -108,7 +108,10 @@ def property_records(entry: AbiFile, fixture: Fixture, phyp: PhypLayout | None) 
         dest = (fad.reserve_start, fad.reserve_start + cpu)
     status, types = entry.constants["status"], entry.constants["source_type"]
     assert entry.cells is not None
-    head = {"version": 1, "num_sections": 3, "status": status["DUMP_PERFORMED"] | status["DUMP_TRIGGERED"],
+    flags = status["DUMP_PERFORMED"] | status["DUMP_TRIGGERED"]
+    if fixture.phyp is not None and fixture.phyp.dump_status == "error":
+        flags |= status["DUMP_ERROR_FLAG"]
+    head = {"version": 1, "num_sections": 3, "status": flags,
             "first_offset_section": entry.cells.head_size, "dump_disk_section": 0, "block_num_dd": 0,
             "num_of_blocks_dd": 0, "offset_dd": 0, "maxtime_to_auto": 0}
     sections = [(types["CPU_STATE"], 0, cpu, dest[0]), (types["HPTE"], 0, hpte, dest[1]),

@@ -73,7 +73,14 @@ class LiveMachine:
             state.kernel = self.lifecycle.captured(self.version)
             state.crash_size = 0
             state.dump = 1
+            if self.dump_failed:
+                state.kernel, _ = self.lifecycle.fire(state.kernel, "failed-dump", self.version)
         return state
+
+    @property
+    def dump_failed(self) -> bool:
+        """The firmware's header flags the dump as failed (DUMP_ERROR_FLAG): nothing to collect."""
+        return self.fixture.phyp is not None and self.fixture.phyp.dump_status == "error"
 
     def reserved_crash_size(self) -> int:
         """The production kernel's crashkernel= reservation (kdump), 0 when none."""
@@ -253,6 +260,11 @@ class LiveMachine:
             self.state.new_dump()
             self.memory.freed = self.state.freed
             self.judge.reset()
+            if self.dump_failed:  # the capture kernel finds the error flag: it registers again at once
+                self.state.kernel, more = self.lifecycle.fire(self.state.kernel, "failed-dump", self.version)
+                for step in more:
+                    self.state.event(step, **detail)
+                ran = [*ran, *more]
         return ran
 
     # -- the end ------------------------------------------------------------------------

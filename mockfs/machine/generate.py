@@ -118,6 +118,7 @@ def new_fixture(
     name: str | None = None,
     osrelease: str = "",
     plant_pages: bool = True,
+    dump_status: str = "ok",
 ) -> Fixture:
     """A valid fixture of a *platform* machine with *memory* bytes of RAM and *cpus* CPUs.
 
@@ -126,6 +127,8 @@ def new_fixture(
     ``new``) naming the parameter at fault.
     """
     arch = arch or (default_arch(platform) if platform in builtin_spec().platforms else "")
+    if dump_status != "ok" and platform != "phyp":
+        raise _fail("dump_status", f"only phyp dump knows a firmware dump status, not {platform}")
     size = _checked_size(platform, arch, memory, cpus, seed)
     ps = builtin_spec().arches[arch].page_size
     rng = random.Random(seed)
@@ -138,7 +141,7 @@ def new_fixture(
         osrelease=osrelease,
         log=_log(rng, messages, osrelease or default_osrelease(platform)),
         seed=seed,
-        phyp=PhypDump() if platform == "phyp" else None,
+        phyp=PhypDump(dump_status=dump_status) if platform == "phyp" else None,
         fadump=_fadump_areas(size) if platform == "fadump" else None,
         crashkernel=_crashkernel(size) if platform == "kdump" else None,
         **(_planted(size, ps) if plant_pages else {}),  # type: ignore[arg-type]
