@@ -212,7 +212,9 @@ class MockFS(mfusepy.Operations):
             self._log(path, "write", offset=offset, length=len(data), data=data[:256].decode("latin-1"),
                       result=-exc.errno, errno=errno.errorcode[exc.errno])
             raise FuseOSError(exc.errno) from None
-        self._log(path, "write", offset=offset, length=len(data), data=data[:256].decode("latin-1"), result=count)
+        # As it happens: for release_region, the frames the kernel freed and its two counters.
+        self._log(path, "write", offset=offset, length=len(data), data=data[:256].decode("latin-1"), result=count,
+                  **self.machine.write_detail)
         return count
 
     def _control(self, data: bytes) -> int:

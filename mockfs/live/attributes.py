@@ -37,7 +37,7 @@ def values_of(entry: AbiFile, fixture: Fixture, state: MachineState, phyp: PhypL
         "phyp_dump_active": 1,  # exists only while registered, and says phyp_dump was on at boot
         "fadump/enabled": 1,
         "fadump/registered": int(kernel["registered"]),
-        "fadump/mem_reserved": fixture.fadump.reserve_size if fixture.fadump else 0,
+        "fadump/mem_reserved": fixture.fadump_areas().reserve_size if fixture.fadump else 0,
         "fadump/hotplug_ready": 1,
         "fadump/bootargs_append": state.bootargs,
         "kexec/loaded": int(kernel["loaded"]),
@@ -102,9 +102,8 @@ def property_records(entry: AbiFile, fixture: Fixture, phyp: PhypLayout | None) 
         rmo = (phyp.rmr_copy_len, phyp.rmr_copy_addr)
         dest = (phyp.cpu_addr, phyp.hpte_addr)
     else:
-        fad = fixture.fadump
-        assert fad is not None
-        rmo = (fad.boot_memory_size, fad.reserve_start + cpu + hpte)
+        fad = fixture.fadump_areas()
+        rmo = (fad.boot_memory_size, fad.boot_memory_destination)
         dest = (fad.reserve_start, fad.reserve_start + cpu)
     status, types = entry.constants["status"], entry.constants["source_type"]
     assert entry.cells is not None

@@ -64,6 +64,7 @@ class LiveMachine:
         self.run_namespaces: set[int | None] = set()  # the mount namespaces of the runs using this machine
         self._tree: tuple[KernelState, dict[str, Node]] | None = None
         self._first_event = len(self.state.events)  # the events of this run start here
+        self.write_detail: dict[str, object] = {}  # what the last write did, for the trace (release_region)
 
     def initial_state(self, kernel: str) -> MachineState:
         """A fresh machine: just booted (``armed``), or just crashed (``capture``)."""
@@ -230,6 +231,7 @@ class LiveMachine:
         name = entry.link_to or entry.name
         target = self.spec.get(name)
         with self.lock:
+            self.write_detail = {}
             stores.check_state(self, target, name)
             try:
                 values = entry.write.parse(data, entry.name)

@@ -49,11 +49,17 @@ def release_region(machine: LiveMachine, entry: AbiFile, values: Values, writer:
     last = min((effect.last_pfn + 1) * ps, areas.reserve_end)
     if effect.walks_off_memory:
         machine.judge.walks_off_memory(start, length, effect.last_pfn)
+    # The kernel frees only frames still reserved: the loop may walk more than it frees.
+    frames = sum(-(-b // ps) - a // ps for a, b in state.freed.gaps(first, last)) if last > first else 0
     state.freed.add(first, last)
     if effect.reregistered:
         machine.fire("release", start=start, length=length)
-    state.releases.append({"start": start, "length": length, "freed_start": first, "freed_end": last,
-                           "pages": effect.pages, "reregistered": effect.reregistered})
+    record = {"start": start, "length": length, "freed_start": first, "freed_end": last, "pages": effect.pages,
+               "frames_freed": frames, "counters": {"reserved": effect.counters.reserved,
+                                                    "scratch": effect.counters.scratch},
+               "reregistered": effect.reregistered}
+    state.releases.append(record)
+    machine.write_detail = {k: record[k] for k in ("frames_freed", "pages", "counters", "reregistered")}
 
 
 def release_mem(machine: LiveMachine, entry: AbiFile, values: Values, writer: int) -> None:
@@ -61,7 +67,8 @@ def release_mem(machine: LiveMachine, entry: AbiFile, values: Values, writer: in
     machine.judge.release_mem(fixture.ram_end)
     machine.fire("release")
     if fixture.fadump:
-        state.freed.add(fixture.fadump.reserve_start, fixture.fadump.reserve_start + fixture.fadump.reserve_size)
+        areas = fixture.fadump_areas()
+        state.freed.add(areas.reserve_start, areas.reserve_start + areas.reserve_size)
     state.freed.add(0, fixture.ram_end)
     state.releases.append({"release_mem": 1})
 

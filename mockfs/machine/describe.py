@@ -38,7 +38,7 @@ def fixture_summary(fx: Fixture) -> dict[str, Any]:
         doc["release_region"] = [{"name": n, "start": pairs[2 * i], "length": pairs[2 * i + 1]} for i, n in enumerate(names)]
         doc["phyp"] = {"reserved": list(lay.reserved_range), "scratch": list(lay.scratch_range)}
     if fx.fadump is not None:
-        fa = fx.fadump
+        fa = fx.fadump_areas()
         doc["fadump"] = {"boot_memory_size": fa.boot_memory_size, "reserve_start": fa.reserve_start,
-                         "reserve_size": fa.reserve_size}  # fmt: skip
+                         "reserve_size": fa.reserve_size, "boot_memory_destination": fa.boot_memory_destination}
     return doc

@@ -31,7 +31,8 @@ DEFAULT_CPUS = 2
 #: 16 MiB and takes at least 2 MiB plus mem_map; phyp needs its 256 MiB RMR twice
 #: (the capture kernel's and the copy in the scratch area) plus a reserved rest;
 #: fadump needs 256 MiB of boot memory and a reservation of its size plus 16 MiB.
-MIN_MEMORY = {"kdump": 64 * MiB, "fadump": 544 * MiB, "phyp": 576 * MiB}
+# fadump: 320 MiB of boot memory and its reservation above it.
+MIN_MEMORY = {"kdump": 64 * MiB, "fadump": 656 * MiB, "phyp": 576 * MiB}
 #: Largest RAM: 4-level x86_64 page tables reach 64 TiB; the model stops at 4 PiB.
 MAX_MEMORY = 64 << 40
 
@@ -91,9 +92,11 @@ def _cpus(rng: random.Random, arch: str, count: int) -> tuple[Cpu, ...]:
     )
 
 
-def _log(rng: random.Random, messages: Sequence[str], osrelease: str) -> tuple[LogRecord, ...]:
-    """*messages* (or the default boot-and-panic log) with strictly increasing timestamps, up to 2 s apart."""
-    texts = list(messages) or [t.format(osrelease=osrelease) for t in _DEFAULT_LOG]
+def _log(rng: random.Random, messages: Sequence[str], osrelease: str, boot: Sequence[str] = ()) -> tuple[LogRecord, ...]:
+    """*messages* (or the default boot-and-panic log, with the *boot* messages after the banner)
+    with strictly increasing timestamps, up to 2 s apart."""
+    default = [t.format(osrelease=osrelease) for t in _DEFAULT_LOG]
+    texts = list(messages) or [default[0], *boot, *default[1:]]
     ts, log = 0, []
     for text in texts:
         log.append(LogRecord(text, ts))
@@ -132,6 +135,7 @@ def new_fixture(
     size = _checked_size(platform, arch, memory, cpus, seed)
     ps = builtin_spec().arches[arch].page_size
     rng = random.Random(seed)
+    release = osrelease or default_osrelease(platform)
     fixture = Fixture(
         name=name or f"{platform}-{arch}-{format_size(size).replace(' ', '')}",
         platform=platform,
@@ -139,10 +143,10 @@ def new_fixture(
         ram=((0, size),),
         cpus=_cpus(rng, arch, cpus),
         osrelease=osrelease,
-        log=_log(rng, messages, osrelease or default_osrelease(platform)),
+        log=_log(rng, messages, release, _boot_messages(platform, size, release, ps)),
         seed=seed,
         phyp=PhypDump(dump_status=dump_status) if platform == "phyp" else None,
-        fadump=_fadump_areas(size) if platform == "fadump" else None,
+        fadump=_fadump_areas(size, release, ps) if platform == "fadump" else None,
         crashkernel=_crashkernel(size) if platform == "kdump" else None,
         **(_planted(size, ps) if plant_pages else {}),  # type: ignore[arg-type]
     )
@@ -181,11 +185,29 @@ def _crashkernel(size: int) -> tuple[int, int]:
     return (start, CRASHKERNEL_SIZE)
 
 
-def _fadump_areas(size: int) -> Fadump:
-    """Boot memory and reservation the way the spec's fadump sizing rule gives them."""
+def _boot_messages(platform: str, size: int, osrelease: str, page: int) -> list[str]:
+    """What the production kernel said at boot about its dump mechanism (fadump: the reservation)."""
+    if platform != "fadump":
+        return []
+    from abi_specs.fadump import reservation_log_line
+    from abi_specs.versions import KernelVersion
+
+    version = KernelVersion.parse(osrelease)
     try:
-        areas = fadump_areas(size)
+        areas = fadump_areas(size, version, page)
+    except ValueError:
+        return []  # too small: _fadump_areas says so
+    return [reservation_log_line(version, areas.reserve_size, areas.reserve_start, size)]
+
+
+def _fadump_areas(size: int, osrelease: str, page: int) -> Fadump:
+    """Boot memory the way the kernel sizes it (the reservation follows from it)."""
+    from abi_specs.versions import KernelVersion
+
+    try:
+        areas = fadump_areas(size, KernelVersion.parse(osrelease), page)
     except ValueError:
         raise FixtureError("new", "memory", f"{format_size(size)} is too small for fadump's boot memory") from None
-    return Fadump(boot_memory_size=areas.boot_memory_size, reserve_start=areas.reserve_start,
-                  reserve_size=areas.reserve_size)
+    return Fadump(boot_memory_size=areas.boot_memory_size)
+
+

@@ -121,8 +121,8 @@ def _dump_sections(doc: TableReader) -> tuple[PhypDump | None, Fadump | None]:
         ft = doc.sub("fadump")
         keys = ("boot_memory_size", "reserve_start", "reserve_size")
         ft.check_keys(keys)
-        ft.require(*keys)
-        fadump = Fadump(**{k: ft.size(k) for k in keys})
+        ft.require("boot_memory_size")
+        fadump = Fadump(**{k: ft.size(k) for k in keys if k in ft.table})
     return phyp, fadump
 
 
@@ -235,11 +235,7 @@ def fixture_to_doc(fx: Fixture) -> dict[str, Any]:
     if fx.crashkernel:
         doc["kdump"] = {"crashkernel": {"start": fx.crashkernel[0], "size": fx.crashkernel[1]}}
     if fx.fadump:
-        doc["fadump"] = {
-            "boot_memory_size": fx.fadump.boot_memory_size,
-            "reserve_start": fx.fadump.reserve_start,
-            "reserve_size": fx.fadump.reserve_size,
-        }
+        doc["fadump"] = {"boot_memory_size": fx.fadump.boot_memory_size}  # the reservation follows from it
     return doc
 
 

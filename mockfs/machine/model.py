@@ -17,6 +17,7 @@ from types import MappingProxyType
 
 from abi_specs import AbiError, builtin_spec
 from abi_specs.arches import Arch
+from abi_specs.fadump import FadumpAreas, fadump_areas
 from abi_specs.phyp import PhypLayout, phyp_layout
 
 MiB = 1 << 20
@@ -94,11 +95,16 @@ class PhypDump:
 
 @dataclass(frozen=True)
 class Fadump:
-    """Firmware-assisted dump areas: the boot memory copied aside and the reservation."""
+    """Firmware-assisted dump: how much boot memory firmware copies aside.
+
+    The reservation follows from it and the kernel version
+    (:meth:`Fixture.fadump_areas`); a manifest may state ``reserve_start``
+    and ``reserve_size`` too, and then they must agree (0: not stated).
+    """
 
     boot_memory_size: int
-    reserve_start: int
-    reserve_size: int
+    reserve_start: int = 0
+    reserve_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,16 @@ class Fixture:
     def replace(self, **changes: object) -> Fixture:
         """A copy with *changes* applied (dataclasses.replace)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def fadump_areas(self) -> FadumpAreas:
+        """The fadump areas as this fixture's kernel lays them out (:func:`abi_specs.fadump.fadump_areas`)."""
+        if self.fadump is None:
+            raise FixtureError(self.name, "fadump", "fixture has no fadump section")
+        from abi_specs.versions import KernelVersion
+
+        boot = self.fadump.boot_memory_size
+        return fadump_areas(self.ram_end, KernelVersion.parse(self.osrelease), self.page_size,
+                            regions=len(self.ram), boot=boot)
 
     def phyp_layout(self) -> PhypLayout:
         """The phyp dump areas as the capture kernel sees them (:func:`abi_specs.phyp.phyp_layout`)."""

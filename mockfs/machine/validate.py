@@ -138,12 +138,19 @@ def _dump_areas(c: _Check) -> None:
         fa = fx.fadump
         if fa is None:
             c.fail("fadump", "platform fadump needs a [fadump] section")
-        if fa.boot_memory_size <= 0 or fa.reserve_size <= 0:
-            c.fail("fadump", "sizes must be positive")
-        if not fx.in_ram(fa.reserve_start, fa.reserve_size):
+        if fa.boot_memory_size <= 0 or fa.boot_memory_size % fx.page_size:
+            c.fail("fadump.boot_memory_size", f"{fa.boot_memory_size:#x} is not a positive number of whole pages")
+        try:
+            areas = fx.fadump_areas()
+        except ValueError as exc:
+            c.fail("fadump.boot_memory_size", str(exc))
+        for key in ("reserve_start", "reserve_size"):
+            stated, computed = getattr(fa, key), getattr(areas, key)
+            if stated and stated != computed:
+                c.fail(f"fadump.{key}", f"{stated:#x}, but Linux {fx.osrelease}'s fadump gives {computed:#x} for "
+                       f"{fa.boot_memory_size:#x} bytes of boot memory (leave it out: it is computed)")
+        if not fx.in_ram(areas.reserve_start, areas.reserve_size):
             c.fail("fadump.reserve_start", "reserved area is not inside one RAM range")
-        if fa.reserve_start < fa.boot_memory_size:
-            c.fail("fadump.reserve_start", "reserved area overlaps boot memory")
 
 
 def _crashkernel(c: _Check) -> None:

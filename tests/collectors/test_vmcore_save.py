@@ -8,6 +8,7 @@ released twice), and each release_region range was given back exactly once.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -41,8 +42,9 @@ SMALL = {
     # 4 KiB pages on POWER, a larger HPTE area: every boundary aligned.
     "phyp-small-4k": Fixture(name="phyp-small-4k", platform="phyp", arch="ppc64", page_size=4096, ram=[(0, 1024 * MiB)],
                              cpus=[Cpu(1), Cpu(2)], phyp=PhypDump(hpte_size=0x400000), seed=8),
-    "fadump-small": Fixture(name="fadump-small", platform="fadump", arch="ppc64le", ram=[(0, 512 * MiB)], cpus=[Cpu(1)],
-                            fadump=Fadump(256 * MiB, 384 * MiB, 128 * MiB), seed=9),
+    # crashkernel=256M: the reservation above it (256 MiB and a little) follows.
+    "fadump-small": Fixture(name="fadump-small", platform="fadump", arch="ppc64le", ram=[(0, 576 * MiB)], cpus=[Cpu(1)],
+                            fadump=Fadump(256 * MiB), seed=9),
     "kdump-small": Fixture(name="kdump-small", platform="kdump", arch="x86_64",
                            ram=[(0x1000, 0x9E000), (0x100000, 255 * MiB)], cpus=[Cpu(1)], seed=10),
 }
@@ -183,17 +185,15 @@ def test_small_fixture_saved_released_and_a_valid_core(name: str, out_dir: Path,
     assert again.report["releases"] == mock.report["releases"]
 
 
-def test_fadump_legacy_name_only(out_dir: Path, tmp_path: Path) -> None:
-    """With only the flat fadump_release_mem (kernels before 5.6), that one is written."""
-    with MockMount(SMALL["fadump-small"]) as mock:
-        # A root that shows the mock's files except the new fadump directory.
-        root = tmp_path / "root"
-        (root / "sys/kernel").mkdir(parents=True)
-        (root / "proc").mkdir()
-        os.symlink(mock.path("/proc/vmcore"), root / "proc/vmcore")
-        os.symlink(mock.path("/sys/kernel/fadump/release_mem"), root / "sys/kernel/fadump_release_mem")
-        proc = collector(root, out_dir)
+def test_fadump_legacy_name_only(out_dir: Path) -> None:
+    """A 5.6 kernel has only the flat /sys/kernel/fadump_release_mem (a file of its own): that one is written."""
+    fixture = dataclasses.replace(SMALL["fadump-small"], name="fadump-5.6", osrelease="5.6.0-mock").validate()
+    with MockMount(fixture) as mock:
+        assert not mock.path("/sys/kernel/fadump").exists()
+        proc = collector(mock.root, out_dir)
         assert proc.returncode == 0, proc.stderr
+        writes = [op["path"] for op in mock.trace() if op["op"] == "write"]
+    assert writes == ["/sys/kernel/fadump_release_mem"]
     assert violations(mock.report) == []
     assert_released_once(mock.report, mock.fixture)
 

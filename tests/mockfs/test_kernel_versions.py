@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat
@@ -11,6 +12,7 @@ import pytest
 
 from mockfs.machine import FixtureError
 from mockfs.machine.generate import MIN_MEMORY, new_fixture
+from mockfs.machine.model import Fadump
 from mockfs.session.machines import MachineDir
 from mockfs.session.testbed import MockMount
 
@@ -155,3 +157,38 @@ def test_st_size_is_the_fixtures_page() -> None:
         assert os.stat(mock.path("/sys/kernel/release_region")).st_size == 65536
     with MockMount(_fixture("kdump", "6.1", arch="x86_64")) as mock:
         assert os.stat(mock.path("/sys/kernel/kexec_crash_size")).st_size == 4096
+
+
+@pytest.mark.parametrize(("version", "reserved", "destination"), [
+    # 5.7 to 5.18: PAGE_ALIGN(c + h + b + f + e + p * (n + 3)); the copy right after the HPTE.
+    ("5.14", 0x30020000, 0x30000000 + 0x11000),
+    # 5.19 to 6.9: the CPU state and HPTE page aligned, then boot memory, the header and ELF headers, aligned.
+    ("5.19", 0x30030000, 0x30020000),
+    # 6.10: no ELF headers any more, and the total is not page aligned.
+    ("6.10", 0x30020000 + 680, 0x30020000),
+])
+def test_fadump_numbers_agree_with_the_firmware_header(version: str, reserved: int, destination: int) -> None:
+    """mem_reserved, the boot memory's destination in ibm,kernel-dump and the boot log: one layout."""
+    from abi_specs import builtin_spec
+
+    spec = builtin_spec()
+    base = new_fixture("fadump", None, "8G", name="f", osrelease=f"{version}-mock")
+    fixture = dataclasses.replace(base, fadump=Fadump(768 << 20)).validate()  # crashkernel=768M
+    with MockMount(fixture) as mock:
+        assert int(mock.path("/sys/kernel/fadump/mem_reserved").read_text()) == reserved
+        entry = spec.get("ibm,kernel-dump")
+        header = entry.cells.unpack(mock.path(entry.path).read_bytes())
+        real_mode = [r for r in header["records"] if r["source_type"] == entry.constants["source_type"]["REAL_MODE_REGION"]]
+        assert [(r["destination_address"], r["source_length"]) for r in real_mode] == [(destination, 768 << 20)]
+    areas = fixture.fadump_areas()
+    assert areas.reserve_start == 0x30000000  # right above boot memory
+    generated = new_fixture("fadump", None, "8G", name="g", osrelease=f"{version}-mock")
+    line = f"fadump: Reserved {generated.fadump_areas().reserve_size >> 20}MB of memory at 0x00000014000000 (System RAM: 8192MB)"
+    assert line in [rec.text for rec in generated.log]
+
+
+def test_a_stated_reservation_must_agree() -> None:
+    base = new_fixture("fadump", None, "8G", name="f", osrelease="5.14.0-mock")
+    with pytest.raises(FixtureError, match=r"fadump.reserve_size: 0x40000000, but Linux 5.14.0-mock's fadump gives "
+                       r"0x30020000 for 0x30000000 bytes of boot memory"):
+        dataclasses.replace(base, fadump=Fadump(768 << 20, 0x30000000, 1 << 30)).validate()

@@ -194,3 +194,22 @@ def test_report_is_json(tmp_path: Path) -> None:
         mock.path("/sys/kernel/kexec_crash_size").write_text("0\n")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["fixture"] == "kdump-x86_64" and report["violations"] == []
+
+
+def test_release_region_writes_show_in_the_trace_as_they_happen() -> None:
+    """Each write's trace line, while still mounted: the kernel's result, frames freed, the counters."""
+    with MockMount("phyp-power6") as mock:
+        lay = mock.fixture.phyp_layout()
+        rr = mock.path("/sys/kernel/release_region")
+        start = lay.second_addr
+        write(rr, f"{start:#x} 0x20000\n".encode())
+        write(rr, f"{start:#x} 0x20000\n".encode())  # again: the kernel walks the frames, but frees none
+        lines = [op for op in mock.trace() if op["op"] == "write" and op["path"] == "/sys/kernel/release_region"]
+        assert [op["result"] for op in lines] == [len(f"{start:#x} 0x20000\n")] * 2
+        first, again = lines
+        # 64 KiB pages: 0x20000 is two pages; the inclusive end page makes the kernel walk three.
+        assert (first["pages"], first["frames_freed"]) == (3, 3)
+        assert (again["pages"], again["frames_freed"]) == (3, 0)
+        assert first["counters"] == {"reserved": 0x20000, "scratch": 0}
+        assert again["counters"] == {"reserved": 0x40000, "scratch": 0}
+        assert first["reregistered"] is False
