@@ -378,3 +378,17 @@ def test_progress_bar_only_on_a_terminal(out_dir: Path) -> None:
             outputs.append(b"".join(chunks).decode(errors="replace"))
     assert "saving vmcore" in outputs[0] and "saved:" in outputs[0]
     assert outputs[1] == ""
+
+
+def test_the_document_form_of_release_region_works_too(out_dir: Path) -> None:
+    """A machine whose release_region prints the 2007 document's form (a quirk): the same saves and releases."""
+    fixture = dataclasses.replace(SMALL["phyp-small"], name="phyp-doc", quirks={"document_form": True}).validate()
+    with MockMount(fixture) as mock:
+        text = mock.path("/sys/kernel/release_region").read_text()
+        lay = fixture.phyp_layout()
+        assert text.startswith(f"CPU:{lay.cpu_addr:#x}-{lay.cpu_len:#x}: ")
+        proc = collector(mock.root, out_dir)
+        assert proc.returncode == 0, proc.stderr
+    assert violations(mock.report) == []
+    assert_released_once(mock.report, fixture)
+    same_as_image(out_dir / "vmcore", mock.image)
