@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -190,6 +191,45 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- record -------------------------------------------------------------------------------
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """Record a real crash: this capture kernel, or a real kernel booted under QEMU."""
+    from mockfs.record.fixture import blob_path, record_live, record_qemu
+
+    out = Path(args.output)
+    _refuse_overwrite(out, args.force)
+    if args.vm:
+        def say(line: str) -> None:
+            print(f"  {line}", file=sys.stderr, flush=True)
+
+        print(f"booting Debian's kernel under QEMU ({args.arch}, {args.memory}); about a minute", file=sys.stderr)
+        # The suite installs qemu-system-x86 only: the ppc64 emulator is unpacked privately when missing.
+        core = record_qemu(out, arch=args.arch, memory=args.memory, kernel=args.kernel, name=args.name, say=say,
+                           fetch_qemu=args.arch != "x86_64")
+    else:
+        for flag, value in (("--arch", args.arch != "x86_64"), ("--memory", args.memory != "1G"), ("--kernel", args.kernel)):
+            if value:
+                raise UsageError(f"{flag} goes with --vm (a live recording takes the machine as it is)")
+        with _progress("recording /proc/vmcore") as (set_total, advance):
+            last = 0
+
+            def step(done: int, total: int) -> None:
+                nonlocal last
+                set_total(total)
+                advance(done - last)
+                last = done
+
+            core = record_live(out, name=args.name, progress=step)
+    blob = blob_path(out)
+    used = os.stat(blob).st_blocks * 512
+    states = ", ".join(k for k in core.recorded if k != "qemu")
+    print(f"{out}: {core.machine.get('platform')} Linux {core.machine.get('osrelease')}, recorded {states}; "
+          f"{blob} holds {core.size} bytes ({used} on disk)")
+    return 0
+
+
 # -- verify -------------------------------------------------------------------------------
 
 
@@ -280,6 +320,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("core", metavar="CORE", help="ELF core file")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="manifest file to write")
     p.add_argument("--name", help="fixture name (default: CORE's file name without extension)")
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+
+    p = add("record", cmd_record, "turn a real crash into a fixture",
+            "Record a real machine after a crash, before its collector runs: every dump ABI file the spec knows "
+            "(presence, mode, value), the device-tree properties, the kernel release and /proc/vmcore (sparse, "
+            "in FILE's .vmcore beside it) into a fixture that mount and run serve. It only reads: nothing is "
+            "written to the live ABI files. With --vm, a real kernel is booted under QEMU instead (Debian's "
+            "linux-image, unpacked privately), armed with kexec -p and crashed; both its kernels are recorded. "
+            "The files are readable by their owner only: they hold a real kernel's memory.")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="manifest file to write")
+    p.add_argument("--vm", action="store_true", help="boot a real kernel under QEMU and record it (about a minute)")
+    p.add_argument("--arch", choices=("x86_64", "ppc64le"), default="x86_64",
+                   help="with --vm: the guest's architecture (ppc64le: pseries under TCG) (default: %(default)s)")
+    p.add_argument("--memory", metavar="SIZE", default="1G", help="with --vm: the guest's memory (default: %(default)s)")
+    p.add_argument("--kernel", metavar="PKG-or-FILE",
+                   help="with --vm: a linux-image .deb or a kernel image (default: Debian's current linux-image)")
+    p.add_argument("--name", help="fixture name (default: FILE's name without extension)")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
 
     p = add("verify", cmd_verify, "compare a saved dump with a fixture",

@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+from mockfs.dumps.served import open_image, resolve_served
 from mockfs.fuse.daemon import check_mountpoint, mount, serve, umount
 from mockfs.fuse.faults import parse_faults
 from mockfs.live import LiveMachine
-from mockfs.machine import VmcoreImage, resolve_fixture
 from mockfs.sandbox.cleanup import cleanup
 from mockfs.session.report import render_report
 from mockfs.session.runner import run
@@ -20,7 +20,7 @@ from .errors import UsageError
 
 def open_machine(fixture: str) -> LiveMachine:
     """The live machine of a built-in fixture name or a manifest path."""
-    return LiveMachine(VmcoreImage(resolve_fixture(fixture)))
+    return LiveMachine(open_image(resolve_served(fixture)))
 
 
 def cmd_mount(args: argparse.Namespace) -> int:

@@ -58,7 +58,9 @@ FORMAT_VERSION = 1
 CHUNK = 1 << 20
 #: Metadata regions (note segments, section tables) up to this size are embedded in the manifest.
 EMBED_LIMIT = 1 << 20
-_TOP_KEYS = {"kind", "format", "name", "description", "core", "pieces"}
+_TOP_KEYS = {"kind", "format", "name", "description", "core", "pieces", "machine", "recorded"}
+#: What a ``[machine]`` table may say of the machine the core came from (``fixture record`` writes it).
+MACHINE_KEYS = {"platform", "osrelease", "kernel_version", "hostname", "crashkernel", "page_size"}
 
 
 class CoreImportError(AbiError, ValueError):
@@ -80,9 +82,12 @@ class ImportedCore:
 
     kind = KIND
 
-    def __init__(self, name: str, core_path: Path, core_size: int, pieces: list[Piece], description: str = "") -> None:
+    def __init__(self, name: str, core_path: Path, core_size: int, pieces: list[Piece], description: str = "",
+                 machine: dict[str, Any] | None = None, recorded: dict[str, Any] | None = None) -> None:
         self.name = name
         self.description = description
+        self.machine = dict(machine or {})  # platform, osrelease, crashkernel...: what the recording knew
+        self.recorded = dict(recorded or {})  # the real kernel's ABI files and writes, per state
         self.core_path = core_path
         self.size = core_size
         self.pieces = pieces
@@ -194,7 +199,11 @@ class ImportedCore:
         if self.description:
             doc["description"] = self.description
         doc["core"] = {"path": str(self.core_path), "size": self.size}
+        if self.machine:
+            doc["machine"] = self.machine
         doc["pieces"] = pieces
+        if self.recorded:
+            doc["recorded"] = self.recorded
         return doc
 
 
@@ -337,8 +346,13 @@ def load_imported(path: str | os.PathLike[str]) -> ImportedCore:
     if actual != size:
         raise core_t.fail("size", f"core file {core_path} is {actual} bytes, the manifest says {size}: it changed since import")
     pieces = _pieces(doc, size)
+    machine = doc.get("machine", dict, {})
+    unknown = sorted(set(machine) - MACHINE_KEYS)
+    if unknown:
+        raise doc.fail(f"machine.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(MACHINE_KEYS))})")
     image = ImportedCore(doc.string("name", required=True), core_path, size, pieces,
-                         description=doc.string("description", ""))
+                         description=doc.string("description", ""), machine=machine,
+                         recorded=doc.get("recorded", dict, {}))
     # Embedded metadata must still match the core: catches a core rewritten in place.
     with open(core_path, "rb") as f:
         for i, p in enumerate(pieces):

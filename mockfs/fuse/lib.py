@@ -15,21 +15,39 @@ from typing import Any
 _PATH: list[str | None] = []
 
 
+#: The soname the dynamic loader finds whatever uname says.
+SONAME = "libfuse3.so.3"
+
+
 def libfuse3_path() -> str | None:
-    """The libfuse3 library name as the dynamic loader knows it, looked up once (find_library runs ldconfig)."""
+    """The libfuse3 library name as the dynamic loader knows it, looked up once.
+
+    find_library runs ldconfig and keeps the entries of uname's architecture;
+    inside a run of a mocked ppc64 machine uname says ppc64, so when it finds
+    nothing the soname is tried with the loader itself.
+    """
     if not _PATH:
+        import ctypes
         from ctypes.util import find_library
 
-        _PATH.append(find_library("fuse3"))
+        found = find_library("fuse3")
+        if found is None:
+            try:
+                ctypes.CDLL(SONAME)
+                found = SONAME
+            except OSError:
+                found = None
+        _PATH.append(found)
     return _PATH[0]
 
 
 def load_mfusepy(library: str | None = None) -> Any:
     """Import mfusepy bound to libfuse3 (*library*: a path found earlier)."""
+    library = library or os.environ.get("FUSE_LIBRARY_PATH") or libfuse3_path()
     if library:
         os.environ["FUSE_LIBRARY_PATH"] = library
-    elif not os.environ.get("FUSE_LIBRARY_PATH"):
-        os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
+    else:
+        os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")  # mfusepy says which library is missing
     import mfusepy
 
     return mfusepy

@@ -22,7 +22,6 @@ from collections.abc import Callable
 
 from abi_specs import AbiFile, WriteRejected, builtin_spec
 from abi_specs.lifecycle import KernelState
-from abi_specs.versions import KernelVersion
 from mockfs.judge import Judge, Violation
 from mockfs.machine import VmcoreImage
 
@@ -46,7 +45,7 @@ class LiveMachine:
         self.spec = builtin_spec()
         self.platform = self.spec.platforms[self.fixture.platform]
         self.lifecycle = self.spec.lifecycle(self.fixture.platform)
-        self.version = KernelVersion.parse(self.fixture.osrelease)
+        self.version = self.fixture.version
         self.sysfs = self.spec.sysfs_era(self.version)  # which sysfs generation the fixture's kernel has
         self.page_size = self.fixture.page_size
         # Kernel behaviours: the spec's for this kernel version, as the fixture overrides them.

@@ -30,7 +30,7 @@ FORMAT_VERSION = 1
 FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
 
 _TOP_KEYS = {
-    "format", "name", "description", "platform", "arch", "page_size", "osrelease", "seed",
+    "format", "name", "description", "platform", "arch", "page_size", "osrelease", "kernel_version", "seed",
     "hostname", "crashtime", "ram", "cpus", "log", "pages", "overlays", "phyp", "fadump", "kdump", "quirks",
 }  # fmt: skip
 _DMESG_RE = re.compile(r"^\[\s*(\d+)\.(\d{6})\] ?(.*)$")
@@ -166,6 +166,7 @@ def parse_fixture(raw: dict[str, Any], source: str = "<fixture>", base: Path | N
         ram=_ram(doc),
         cpus=_cpus(doc),
         osrelease=doc.string("osrelease", ""),
+        kernel_version=doc.string("kernel_version", ""),
         log=tuple(records),
         log_format=log_format,
         page_size=doc.size("page_size", 0),
@@ -210,6 +211,7 @@ def fixture_to_doc(fx: Fixture) -> dict[str, Any]:
         "arch": fx.arch,
         "page_size": fx.page_size,
         "osrelease": fx.osrelease,
+        **({"kernel_version": fx.kernel_version} if fx.kernel_version else {}),
         "seed": fx.seed,
         "hostname": fx.hostname,
         "crashtime": fx.crashtime,

@@ -19,6 +19,7 @@ from abi_specs import AbiError, builtin_spec
 from abi_specs.arches import Arch
 from abi_specs.fadump import FadumpAreas, fadump_areas
 from abi_specs.phyp import PhypLayout, phyp_layout
+from abi_specs.versions import KernelVersion
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -122,6 +123,7 @@ class Fixture:
     ram: tuple[tuple[int, int], ...]
     cpus: tuple[Cpu, ...]
     osrelease: str = ""  # the kernel's release (uname -r); "": the platform's default kernel
+    kernel_version: str = ""  # the upstream version it behaves as, when uname -r hides it (Debian's 6.1.0-57 is 6.1.192)
     log: tuple[LogRecord, ...] = ()
     log_format: str = "ringbuffer"
     page_size: int = 0  # 0: the architecture's default
@@ -137,6 +139,7 @@ class Fixture:
     fadump: Fadump | None = None
     crashkernel: tuple[int, int] | None = None  # kdump: (start, size) of the crashkernel= reservation
     quirks: tuple[tuple[str, bool], ...] = ()  # kernel behaviours switched from the spec's for this version
+    core_manifest: str = ""  # a real core's manifest (imported or recorded): its bytes are served, not synthesized
 
     def __post_init__(self) -> None:
         # Accept lists from hand-written code; store tuples so the fixture stays frozen.
@@ -178,14 +181,17 @@ class Fixture:
         """A copy with *changes* applied (dataclasses.replace)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
+    @property
+    def version(self) -> KernelVersion:
+        """The kernel version whose behaviour the machine has: ``kernel_version``, else uname -r's."""
+        return KernelVersion.parse(self.kernel_version or self.osrelease)
+
     def fadump_areas(self) -> FadumpAreas:
         """The fadump areas as this fixture's kernel lays them out (:func:`abi_specs.fadump.fadump_areas`)."""
         if self.fadump is None:
             raise FixtureError(self.name, "fadump", "fixture has no fadump section")
-        from abi_specs.versions import KernelVersion
-
         boot = self.fadump.boot_memory_size
-        return fadump_areas(self.ram_end, KernelVersion.parse(self.osrelease), self.page_size,
+        return fadump_areas(self.ram_end, self.version, self.page_size,
                             regions=len(self.ram), boot=boot)
 
     def phyp_layout(self) -> PhypLayout:

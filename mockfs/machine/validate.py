@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import NoReturn
 
 from abi_specs import builtin_spec
-from abi_specs.versions import KernelVersion
 
 from .model import LOG_FORMATS, PAGE_KINDS, Fixture, FixtureError
 
@@ -46,9 +45,9 @@ def _kernel(c: _Check) -> None:
     """The kernel release must parse, and the platform must exist in that kernel."""
     fx, spec = c.fx, builtin_spec()
     try:
-        version = KernelVersion.parse(fx.osrelease)
+        version = fx.version
     except ValueError as exc:
-        c.fail("osrelease", str(exc))
+        c.fail("kernel_version" if fx.kernel_version else "osrelease", str(exc))
     plat = spec.platforms[fx.platform]
     if not plat.in_kernel(version):
         c.fail("osrelease", f"{plat.title} is in Linux {plat.kernel_range()}, not in {version}")

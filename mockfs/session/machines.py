@@ -27,11 +27,12 @@ from typing import Any
 
 from abi_specs.errors import AbiError
 from abi_specs.lifecycle import STATES
+from mockfs.dumps.served import load_machine_fixture, open_image, resolve_served, write_machine_fixture
 from mockfs.judge import Judge
 from mockfs.live import LiveMachine, life
 from mockfs.live.machine import control_path
 from mockfs.live.state import MachineState
-from mockfs.machine import Fixture, VmcoreImage, load_fixture, resolve_fixture, write_fixture
+from mockfs.machine import Fixture
 from mockfs.sandbox.processes import is_alive, start_time
 from mockfs.sandbox.syscalls import CLONE_NEWNS, setns
 
@@ -79,12 +80,12 @@ class MachineDir:
         target = Path(path).absolute()  # daemons and runners work from other directories
         if (target / "machine.json").exists():
             raise MachineError(f"{target}: already holds a machine")
-        fx = fixture if isinstance(fixture, Fixture) else resolve_fixture(fixture)
+        fx = fixture if isinstance(fixture, Fixture) else resolve_served(fixture)
         target.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(target, 0o700)
-        write_fixture(fx, target / "fixture.toml")
+        write_machine_fixture(fx, target / "fixture.toml")
         os.chmod(target / "fixture.toml", 0o600)
-        live = LiveMachine(VmcoreImage(fx), state=None)
+        live = LiveMachine(open_image(fx), state=None)
         live.state = live.initial_state(kernel)
         live.state.event("created", fixture=fx.name)
         machine = cls(target, fx, {"format": FORMAT, "fixture": "fixture.toml", "runs": 0})
@@ -103,7 +104,7 @@ class MachineDir:
             raise MachineError(f"{target / 'machine.json'}: unreadable machine state ({exc})") from None
         if doc.get("format") != FORMAT:
             raise MachineError(f"{target / 'machine.json'}: unknown format {doc.get('format')!r}")
-        return cls(target, load_fixture(target / str(doc.get("fixture", "fixture.toml"))), doc)
+        return cls(target, load_machine_fixture(target / str(doc.get("fixture", "fixture.toml"))), doc)
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike[str], fixture: str | None, kernel: str | None) -> MachineDir:
@@ -157,7 +158,7 @@ class MachineDir:
         """The machine, live, as it was left."""
         state = MachineState.from_dict(self.doc["state"])
         judge = Judge.from_dict(self.doc.get("judge", {}))
-        return LiveMachine(VmcoreImage(self.fixture), quirks=quirks, state=state, judge=judge)
+        return LiveMachine(open_image(self.fixture), quirks=quirks, state=state, judge=judge)
 
     def save(self, machine: LiveMachine) -> None:
         """Keep *machine*'s state (atomically: a crash of ours never leaves half a file)."""

@@ -224,9 +224,9 @@ def run(argv: Sequence[str], *, fixture: str | None = None, output: str | Path |
     if not argv:
         raise RunError("no command to run")
     if machine is None:
-        from mockfs.machine import resolve_fixture
+        from mockfs.dumps.served import resolve_served
 
-        resolve_fixture(fixture or "phyp-power6")  # fail here, with the fixture's own message, not in the supervisor
+        resolve_served(fixture or "phyp-power6")  # fail here, with the fixture's own message, not in the supervisor
     tmp = None
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="abi-run-")

@@ -24,10 +24,11 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
+from mockfs.dumps.served import open_image, resolve_served
 from mockfs.fuse.daemon import Mounted, mount, umount
 from mockfs.fuse.faults import FaultPlan, parse_faults
 from mockfs.live import LiveMachine
-from mockfs.machine import Fixture, VmcoreImage, resolve_fixture
+from mockfs.machine import Fixture
 
 from .machines import MachineDir, transition
 
@@ -48,8 +49,8 @@ class MockMount:
         if machine is not None:
             self.fixture = machine.fixture
         else:
-            self.fixture = fixture if isinstance(fixture, Fixture) else resolve_fixture(fixture)
-        self.image = VmcoreImage(self.fixture)
+            self.fixture = fixture if isinstance(fixture, Fixture) else resolve_served(fixture)
+        self.image = open_image(self.fixture)
         self.faults = faults if isinstance(faults, FaultPlan) else parse_faults(faults or [])
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="abi-mock-")
         self.workdir = Path(workdir or self._tmp.name)

@@ -67,7 +67,7 @@ FIXTURES = {p: _fixture(p) for p in SPEC.lifecycles}
 @given(data=st.data())
 def test_random_lives_follow_the_spec(platform: str, data: st.DataObject) -> None:
     fixture = FIXTURES[platform]
-    version = KernelVersion.parse(fixture.osrelease)
+    version = fixture.version
     lifecycle = SPEC.lifecycle(platform)
     machine = LiveMachine(VmcoreImage(fixture), state=None)
     machine.state = machine.initial_state("armed")

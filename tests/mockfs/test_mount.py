@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from abi_specs import builtin_spec
-from abi_specs.versions import KernelVersion
 from mockfs.live.memory import REUSED_FILL
 from mockfs.machine import builtin_fixture_names
 from mockfs.session.testbed import MockMount
@@ -35,7 +34,7 @@ def write(path: Path, data: bytes) -> int:
 def test_tree_is_the_spec(name: str) -> None:
     with MockMount(name) as mock:
         platform = mock.fixture.platform
-        version = KernelVersion.parse(mock.fixture.osrelease)
+        version = mock.fixture.version
         state = SPEC.lifecycle(platform).captured(version)
         files = SPEC.files_for(platform, state, version)
         expected = {f.path for f in files if not f.directory}
@@ -64,7 +63,7 @@ def test_tree_is_the_spec(name: str) -> None:
 @pytest.mark.parametrize("name", builtin_fixture_names())
 def test_every_readable_file_passes_check(name: str, cli) -> None:
     with MockMount(name) as mock:
-        version = KernelVersion.parse(mock.fixture.osrelease)
+        version = mock.fixture.version
         state = SPEC.lifecycle(mock.fixture.platform).captured(version)
         for f in SPEC.files_for(mock.fixture.platform, state, version):
             if f.read is None and f.kind in ("attribute", "procfs"):

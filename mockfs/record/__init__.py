@@ -1,0 +1,1 @@
+"""Real crashes as fixtures: ``abi-harness fixture record``, on a live capture kernel or a QEMU guest."""
