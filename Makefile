@@ -18,9 +18,10 @@ STAMP  := $(VENV)/.installed
 DEMO_DEBS := fuse3 util-linux
 # What the whole suite drives besides.
 # kdump-config itself needs file, sysctl (procps), /lib/lsb/init-functions (sysvinit-utils)
-# and busybox; the tests reboot machines with busybox's reboot -f.
+# and busybox; the tests reboot machines with busybox's reboot -f, and boot one real
+# kernel under QEMU (tests/oracle: recorded once, then cached).
 TEST_DEBS := $(DEMO_DEBS) procps makedumpfile elfutils gdb gdb-multiarch file busybox-static sysvinit-utils \
-  bsdextrautils
+  bsdextrautils qemu-system-x86
 # Unpacked privately (no maintainer scripts); Debian's kernel is the one kexec loads.
 PRIVATE_DEBS := kexec-tools kdump-tools linux-image-$(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 # The shared libraries of the privately unpacked programs (libxen* for kexec).
