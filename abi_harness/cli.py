@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from abi_specs import AbiError, Spec, builtin_spec, load_spec_file
-from abi_specs.check import CheckUsageError, check_path, choose_spec
-from abi_specs.docs import first_difference, render_entry, render_tree, write_tree
 
 from . import conform_cmd, fixture_cmd, machine_cmd, mock_cmd
 from .errors import OneLineParser, UsageError
@@ -70,6 +68,8 @@ def cmd_specs(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a live or captured file against the spec."""
+    from abi_specs.check import CheckUsageError, check_path, choose_spec
+
     spec = _spec(args)
     entry = choose_spec(spec, args.spec, args.file)
     where = "standard input" if args.file == "-" else args.file
@@ -97,6 +97,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_docs(args: argparse.Namespace) -> int:
     """Render Documentation/ABI entries from the spec."""
+    from abi_specs.docs import first_difference, render_entry, render_tree, write_tree
+
     if args.lint:
         return _lint(Path(args.lint))
     if args.spec_file:
@@ -157,6 +159,15 @@ def _readme(name: str | None, spec: Spec) -> tuple[Path | None, str]:
         raise UsageError(f"{path}: {exc}") from None
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("abi-harness")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = OneLineParser(
@@ -164,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Test harness for the Linux crash-dump sysfs/procfs ABI "
         "(phyp dump, fadump, kdump): the ABI spec, its checks and its documentation.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("specs", help="list every ABI file the spec knows",

@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 from abi_specs import builtin_spec
-from mockfs.conform.arming import Arming
-from mockfs.conform.campaign import Outcome, conform, junit_xml, save_failure
-from mockfs.session.demo import DEMO_FIXTURES, run_demo
-from mockfs.session.report import render_report
 
 from .errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from mockfs.conform.arming import Arming
+    from mockfs.conform.campaign import Outcome
 
 
 def _command(args: argparse.Namespace) -> list[str]:
@@ -27,6 +28,8 @@ def _command(args: argparse.Namespace) -> list[str]:
 
 def _arming(args: argparse.Namespace) -> Arming | None:
     """--arm CMD and --install PACKAGE: the arming half, with the packages unpacked once, up front."""
+    from mockfs.conform.arming import Arming
+
     if args.arm is None:
         if args.install:
             raise UsageError("--install puts packages into armed machines: it needs --arm CMD")
@@ -42,6 +45,8 @@ def _arming(args: argparse.Namespace) -> Arming | None:
 
 
 def cmd_conform(args: argparse.Namespace) -> int:
+    from mockfs.conform.campaign import conform, junit_xml, save_failure
+
     argv = _command(args)
     if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
         raise UsageError(f"{argv[0]}: command not found")
@@ -80,6 +85,9 @@ def cmd_conform(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from mockfs.session.demo import DEMO_FIXTURES, run_demo
+    from mockfs.session.report import render_report
+
     print(f"Running the reference collector on {DEMO_FIXTURES[args.platform]} through the runner:")
     demo = run_demo(args.platform)
     out = demo.command[-1]
@@ -104,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "saved dump page by page, the mock's violations, the releases, the files' modes and the exit status; "
         "a failure is shrunk to a minimal fixture and fault plan. Exit 0 only when every example passed.",
     )
-    p.add_argument("--platform", choices=sorted(DEMO_FIXTURES), help="only this platform (default: all)")
+    p.add_argument("--platform", choices=sorted(builtin_spec().platforms), help="only this platform (default: all)")
     p.add_argument("--arch", choices=sorted(builtin_spec().arches),
                    help="only machines of this architecture (default: every one the platform has)")
     p.add_argument("--examples", type=int, default=50, metavar="N", help="number of examples (default: %(default)s)")
@@ -128,5 +136,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run the reference collector (vmcore-save) on a built-in fixture through the runner and "
         "print the report: regions read, each release, the dump verified against the fixture, violations.",
     )
-    p.add_argument("--platform", choices=sorted(DEMO_FIXTURES), default="phyp", help="(default: %(default)s)")
+    p.add_argument("--platform", choices=sorted(builtin_spec().platforms), default="phyp", help="(default: %(default)s)")
     p.set_defaults(func=cmd_demo)

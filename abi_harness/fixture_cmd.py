@@ -20,11 +20,7 @@ from typing import Any
 
 from abi_specs import builtin_spec
 from abi_specs.units import format_size, parse_size, plural
-from mockfs.dumps import ImportedCore, export_file, import_core, load_any, open_image, verify_dump, write_imported
-from mockfs.machine import VmcoreImage, builtin_fixture_names, resolve_fixture
-from mockfs.machine.describe import fixture_summary
-from mockfs.machine.generate import DEFAULT_CPUS, default_arch, manifest_text, new_fixture
-from mockfs.machine.manifest import builtin_description
+from mockfs.defaults import DEFAULT_CPUS
 
 from .errors import OneLineParser, UsageError
 
@@ -73,6 +69,9 @@ def _refuse_overwrite(path: Path, force: bool) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """List the built-in fixtures."""
+    from mockfs.machine import builtin_fixture_names, resolve_fixture
+    from mockfs.machine.manifest import builtin_description
+
     rows = []
     for name in builtin_fixture_names():
         fx = resolve_fixture(name)
@@ -108,6 +107,8 @@ def _int_arg(text: str) -> int:
 
 def cmd_new(args: argparse.Namespace) -> int:
     """Write a new fixture manifest."""
+    from mockfs.machine.generate import manifest_text, new_fixture
+
     out = Path(args.output)
     _refuse_overwrite(out, args.force)
     fx = new_fixture(args.platform, arch=args.arch, memory=args.memory, cpus=args.cpus,
@@ -153,6 +154,9 @@ def _print_summary(doc: dict[str, Any]) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Describe a fixture."""
+    from mockfs.dumps import ImportedCore, load_any
+    from mockfs.machine.describe import fixture_summary
+
     obj = load_any(args.fixture)
     doc = obj.summary() if isinstance(obj, ImportedCore) else fixture_summary(obj)
     if args.json:
@@ -167,6 +171,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a fixture's /proc/vmcore to a file."""
+    from mockfs.dumps import export_file, open_image
+
     out = Path(args.output)
     _refuse_overwrite(out, args.force)
     image = open_image(args.fixture)
@@ -182,6 +188,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Turn an ELF core file into an imported-core manifest."""
+    from mockfs.dumps import import_core, write_imported
+
     out = Path(args.output)
     _refuse_overwrite(out, args.force)
     core = import_core(args.core, name=args.name)
@@ -235,6 +243,9 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Compare a saved dump with a fixture."""
+    from mockfs.dumps import open_image, verify_dump
+    from mockfs.machine import VmcoreImage
+
     image = open_image(args.fixture)
     if not isinstance(image, VmcoreImage):
         raise UsageError(f"{args.fixture}: verify needs a synthesized fixture (an imported core has no physical memory model)")
@@ -281,7 +292,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Write a valid fixture manifest of a machine with the given platform, memory, CPUs and log.")
     spec = builtin_spec()
     p.add_argument("--platform", required=True, choices=list(spec.platforms), help="dump platform")
-    defaults = ", ".join(f"{k} {default_arch(k)}" for k in spec.platforms)
+    defaults = ", ".join(f"{k} {p.default_arch}" for k, p in spec.platforms.items())
     p.add_argument("--arch", choices=list(spec.arches), help=f"architecture (default per platform: {defaults})")
     p.add_argument("--memory", metavar="SIZE", type=_size_arg, default="1G",
                    help="RAM size, e.g. 512M, 4G, 1TiB (binary units; default: %(default)s)")

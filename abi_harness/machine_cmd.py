@@ -6,10 +6,11 @@ import argparse
 import json
 
 from abi_specs.units import format_size
-from mockfs.session.machines import MachineDir, transition
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from mockfs.session.machines import MachineDir
+
     doc = MachineDir.open(args.dir).describe()
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -42,6 +43,7 @@ def cmd_life(args: argparse.Namespace) -> int:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
+    from mockfs.session.machines import MachineDir
     from mockfs.tools import debs
 
     machine = MachineDir.open(args.dir)
@@ -57,6 +59,8 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def _transition(args: argparse.Namespace, name: str) -> int:
+    from mockfs.session.machines import MachineDir, transition
+
     ran = transition(args.dir, name, f"abi-harness {name}")
     after = MachineDir.open(args.dir).describe()
     steps = " then ".join(ran)

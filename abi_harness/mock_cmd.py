@@ -7,23 +7,25 @@ import json
 import sys
 from pathlib import Path
 
-from mockfs.dumps.served import open_image, resolve_served
-from mockfs.fuse.daemon import check_mountpoint, mount, serve, umount
-from mockfs.fuse.faults import parse_faults
-from mockfs.live import LiveMachine
-from mockfs.sandbox.cleanup import cleanup
-from mockfs.session.report import render_report
-from mockfs.session.runner import run
-
 from .errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from mockfs.live import LiveMachine
 
 
 def open_machine(fixture: str) -> LiveMachine:
     """The live machine of a built-in fixture name or a manifest path."""
+    from mockfs.dumps.served import open_image, resolve_served
+    from mockfs.live import LiveMachine
+
     return LiveMachine(open_image(resolve_served(fixture)))
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
+    from mockfs.fuse.daemon import check_mountpoint, mount, serve
+    from mockfs.fuse.faults import parse_faults
+
     machine = open_machine(args.fixture)
     faults = parse_faults(args.fault)
     mountpoint = Path(args.mountpoint)
@@ -42,11 +44,16 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
 
 def cmd_umount(args: argparse.Namespace) -> int:
+    from mockfs.fuse.daemon import umount
+
     umount(Path(args.mountpoint))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from mockfs.session.report import render_report
+    from mockfs.session.runner import run
+
     argv = list(args.command)
     if argv and argv[0] == "--":
         argv = argv[1:]
@@ -64,6 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
+    from mockfs.sandbox.cleanup import cleanup
+
     done = cleanup(include_live=args.all).lines()
     for line in done:
         print(line)

@@ -16,7 +16,6 @@ from typing import BinaryIO
 
 from .errors import AbiError
 from .model import AbiFile, Spec
-from .vmcore import validate_core
 
 
 class CheckUsageError(AbiError):
@@ -44,6 +43,8 @@ def check_bytes(entry: AbiFile, data: bytes) -> dict[str, object]:
 def check_stream(entry: AbiFile, stream: BinaryIO, size: int) -> dict[str, object]:
     """Validate the content of *entry* read from *stream* (*size* bytes)."""
     if entry.kind == "core":
+        from .vmcore import validate_core  # ELF reading: only when a core is checked
+
         assert entry.core is not None
         return validate_core(stream, entry.core, size, entry.name).as_dict()
     data = stream.read()

@@ -26,7 +26,8 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 DEFAULT_MEMORY = GiB
-DEFAULT_CPUS = 2
+from mockfs.defaults import DEFAULT_CPUS  # noqa: E402  (re-exported)
+
 #: Smallest RAM a generated fixture accepts: the kernel data region starts at
 #: 16 MiB and takes at least 2 MiB plus mem_map; phyp needs its 256 MiB RMR twice
 #: (the capture kernel's and the copy in the scratch area) plus a reserved rest;

@@ -27,7 +27,17 @@ from .model import (
 )
 
 FORMAT_VERSION = 1
-FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
+def _fixtures_dir() -> Path:
+    """The built-in fixtures: fixtures/ of the checkout, or the package abi_harness_fixtures of a wheel."""
+    checkout = Path(__file__).resolve().parents[2] / "fixtures"
+    if (checkout / "FORMAT.md").is_file():  # not some other site-packages/fixtures
+        return checkout
+    from importlib import resources
+
+    return Path(str(resources.files("abi_harness_fixtures")))
+
+
+FIXTURES_DIR = _fixtures_dir()
 
 _TOP_KEYS = {
     "format", "name", "description", "platform", "arch", "page_size", "osrelease", "kernel_version", "seed",
