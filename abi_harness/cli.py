@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from abi_specs import AbiError, Spec, builtin_spec, load_spec_file
 
 from . import conform_cmd, fixture_cmd, machine_cmd, mock_cmd
-from .errors import OneLineParser, UsageError
+from .errors import STOPPED_BY, OneLineParser, UsageError
 
 PROG = "abi-harness"
 
@@ -217,11 +218,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate_like_interrupt() -> None:
+    """SIGTERM and SIGHUP end a command as Ctrl-C does: its clean-up runs (partial files, scratch, mounts)."""
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        STOPPED_BY.append(signum)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    _terminate_like_interrupt()
     try:
         return func(args)
     except AbiError as exc:  # every error a user can cause (UsageError and CheckUsageError included)
@@ -233,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + (STOPPED_BY[0] if STOPPED_BY else signal.SIGINT)
     except BrokenPipeError:
         return 0
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 from pathlib import Path
 
 from abi_specs import builtin_spec
 
-from .errors import UsageError
+from .errors import STOPPED_BY, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,32 +45,93 @@ def _arming(args: argparse.Namespace) -> Arming | None:
     return Arming(args.arm, tuple(args.install), tuple(trees))
 
 
-def cmd_conform(args: argparse.Namespace) -> int:
-    from mockfs.conform.campaign import conform, junit_xml, save_failure
+def _fault_kinds(text: str) -> str:
+    from mockfs.conform.campaign import FAULT_KINDS
 
+    bad = [k for k in text.split(",") if k not in FAULT_KINDS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown kind {bad[0]!r} (known: {', '.join(FAULT_KINDS)})")
+    return text
+
+
+def _check_writable(path: str) -> None:
+    """Fail now, not after an hour of examples, when the JUnit file cannot be written."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"--junit {target}: is a directory")
+    existed = target.exists()
+    try:
+        with open(target, "a"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--junit {target}: cannot write: {exc.strerror}") from None
+    if not existed:
+        target.unlink()
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``conform --replay DIR``: the kept example again, judged as conform judged it."""
+    from mockfs.conform.reproduce import EXAMPLE_FILE, replay
+
+    directory = Path(args.replay)
+    if not (directory / EXAMPLE_FILE).is_file():
+        raise UsageError(f"{directory}: no {EXAMPLE_FILE} here (conform --keep-failures DIR writes one)")
+    example, command, outcome = replay(directory)
+    print(f"abi-harness conform: replaying {example.describe()}: {' '.join(command)}", file=sys.stderr)
+    for problem in outcome.problems:
+        print(f"  {problem}", file=sys.stderr)
+    print("FAIL" if outcome.problems else "pass: the example conforms now")
+    return 1 if outcome.problems else 0
+
+
+def cmd_conform(args: argparse.Namespace) -> int:
+    from mockfs.conform.campaign import conform
+    from mockfs.conform.junit import junit_xml
+    from mockfs.conform.reproduce import save_failure
+
+    if args.replay:
+        return cmd_replay(args)
     argv = _command(args)
+    if args.examples < 1:
+        raise UsageError(f"--examples {args.examples}: at least one example is needed")
     if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
         raise UsageError(f"{argv[0]}: command not found")
+    if args.junit:
+        _check_writable(args.junit)
     if not any("{output}" in a for a in argv):
-        print("abi-harness conform: note: no {output} in the command; the dump must land in the directory "
-              "given by the collector itself", file=sys.stderr)
+        print("abi-harness conform: warning: no {output} in the command: the dump must land in the directory "
+              "the collector chooses itself, where conform cannot find it", file=sys.stderr)
     total = args.examples
-
-    def show(outcome: Outcome) -> None:
-        mark = "pass" if outcome.passed else "FAIL"
-        print(f"[{len(shown) + 1:>3}] {mark}  {outcome.example.describe()}  ({outcome.seconds:.1f} s)", file=sys.stderr)
-        for problem in outcome.problems[:3]:
-            print(f"        {problem}", file=sys.stderr)
-        shown.append(outcome)
-
-    shown: list[Outcome] = []
-    arming = _arming(args)
-    how = f", each machine armed by {args.arm!r}" if arming else ""
-    print(f"abi-harness conform: up to {total} examples of {' '.join(argv)}{how}", file=sys.stderr)
     arches = builtin_spec().platforms[args.platform].arches if args.platform else ()
     if args.arch and arches and args.arch not in arches:
         raise UsageError(f"--arch {args.arch}: {args.platform} machines are {', '.join(arches)}")
-    report = conform(argv, args.platform, total, args.seed, on_outcome=show, arming=arming, arch=args.arch)
+
+    def show(outcome: Outcome) -> None:
+        shown.append(outcome)
+        mark = "pass" if outcome.passed else "FAIL"
+        print(f"[{len(shown):>3}/{total}] {mark}  {outcome.example.describe()}  ({outcome.seconds:.1f} s)",
+              file=sys.stderr)
+        for problem in outcome.problems[:3]:
+            print(f"          {problem}", file=sys.stderr)
+        if len(outcome.problems) > 3:
+            print(f"          ... {len(outcome.problems) - 3} more", file=sys.stderr)
+
+    def shrinking(_outcome: Outcome) -> None:
+        report_runs[0] += 1
+        if sys.stderr.isatty():
+            print(f"\rshrinking the first failure: {report_runs[0]} runs", end="", file=sys.stderr, flush=True)
+
+    shown: list[Outcome] = []
+    report_runs = [0]
+    arming = _arming(args)
+    how = f", each machine armed by {args.arm!r}" if arming else ""
+    print(f"abi-harness conform: {total} examples of {' '.join(argv)}{how}", file=sys.stderr)
+    kinds = tuple(k for k in (args.faults or "").split(",") if k)
+    report = conform(argv, args.platform, total, args.seed, on_outcome=show, arming=arming, arch=args.arch,
+                     on_shrink=shrinking, kinds=kinds, should_stop=lambda: bool(STOPPED_BY))
+    if report_runs[0]:
+        print("\r" if sys.stderr.isatty() else "", end="", file=sys.stderr)
+        print(f"shrunk the first failure in {report_runs[0]} more runs (not counted as examples)", file=sys.stderr)
     if args.junit:
         Path(args.junit).write_text(junit_xml(report))
     if report.minimal is not None:
@@ -79,8 +141,11 @@ def cmd_conform(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         if args.keep_failures:
             saved = save_failure(report, Path(args.keep_failures))
-            print(f"  saved {saved[0]}; reproduce with: sh {saved[1]}", file=sys.stderr)
-    print(f"{report.passed} passed, {report.failed} failed")
+            print(f"  kept in {saved[0].parent}; reproduce with: sh {saved[-1]}", file=sys.stderr)
+    done = "interrupted: " if report.interrupted else ""
+    print(f"{done}{report.passed} passed, {report.failed} failed" + (f" of {total}" if report.interrupted else ""))
+    if report.interrupted:
+        return 128 + (STOPPED_BY[0] if STOPPED_BY else signal.SIGINT)
     return 0 if report.failed == 0 else 1
 
 
@@ -115,11 +180,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--platform", choices=sorted(builtin_spec().platforms), help="only this platform (default: all)")
     p.add_argument("--arch", choices=sorted(builtin_spec().arches),
                    help="only machines of this architecture (default: every one the platform has)")
+    p.add_argument("--faults", metavar="KIND,...", type=_fault_kinds,
+                   help="only these kinds of fault plan: none, short (short reads), delay (slow reads), kill (a kill "
+                   "part-way, then a rerun on the same machine), eio (a read error), enospc (a full output directory); "
+                   "default: all")
     p.add_argument("--examples", type=int, default=50, metavar="N", help="number of examples (default: %(default)s)")
     p.add_argument("--seed", type=int, metavar="S", help="random seed, for a reproducible run")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one test case per example)")
     p.add_argument("--keep-failures", metavar="DIR",
-                   help="save the minimal failing fixture and a one-line reproducer in DIR")
+                   help="keep the minimal failure in DIR: its fixture, the example and reproduce.sh, which replays "
+                   "and judges it")
     p.add_argument("--arm", metavar="CMD",
                    help="judge the arming half too: each machine boots armed, CMD (a shell command) runs on it, the "
                    "machine crashes, the collector runs in the capture kernel, and afterwards the machine must be "
@@ -128,6 +198,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--install", action="append", default=[], metavar="PACKAGE",
                    help="with --arm: put this Debian package into every machine first (unpacked privately, no "
                    "maintainer scripts; see 'abi-harness machine install'); repeatable")
+    p.add_argument("--replay", metavar="DIR",
+                   help="run the failure kept by --keep-failures DIR again and judge it as conform did (exit 1 "
+                   "while it fails); reproduce.sh does this")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the collector to check")
     p.set_defaults(func=cmd_conform)
 

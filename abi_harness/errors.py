@@ -15,3 +15,7 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+#: The signal that asked the running command to stop (SIGINT, SIGTERM, SIGHUP), once one did.
+STOPPED_BY: list[int] = []

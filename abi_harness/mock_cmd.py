@@ -9,6 +9,9 @@ from pathlib import Path
 
 from .errors import UsageError
 
+#: Exit status of ``run --verify`` when the program succeeded but its dump is incomplete or different.
+EXIT_INCOMPLETE = 4
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from mockfs.live import LiveMachine
@@ -59,15 +62,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv = argv[1:]
     if not argv:
         raise UsageError("no command given: abi-harness run [OPTIONS] -- CMD [ARGS...]")
+    if args.verify and not args.output:
+        raise UsageError("--verify checks the dump the program saves: give --output DIR")
+    # With --json, standard output is the report alone: the program writes to standard error.
     result = run(argv, fixture=args.fixture, output=args.output, trace=args.trace, faults=args.fault,
-                 machine=args.machine, state=args.state)
+                 machine=args.machine, state=args.state, program_stdout=2 if args.json else None)
+    status = result.exit_status
+    verdict = result.verify() if args.verify else None
+    doc = result.as_dict()
+    if verdict is not None:
+        doc["verify"] = {"complete": verdict.complete, "dump": str(verdict.path) if verdict.path else None,
+                         "pages": verdict.report.as_dict() if verdict.report else None,
+                         "problem": None if verdict.complete else verdict.describe_incomplete()}
+        if not verdict.complete and status == 0:
+            status = EXIT_INCOMPLETE
     if args.report:
-        Path(args.report).write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+        Path(args.report).write_text(json.dumps(doc, indent=2) + "\n")
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json.dumps(doc, indent=2))
     else:
         print(render_report(result), file=sys.stderr)
-    return result.exit_status
+        if verdict is not None:
+            line = "the dump is the fixture's memory, complete" if verdict.complete else verdict.describe_incomplete()
+            print(f"  verify: {line}", file=sys.stderr)
+            if not verdict.complete:
+                print(f"  exit status: {status} (the dump is incomplete or different)", file=sys.stderr)
+    return status
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
@@ -83,7 +103,10 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 def add_fault_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault", metavar="SPEC", action="append", default=[],
-                   help="inject a fault: eio:START-END, short:N, delay:MS, kill-after:N, enospc:SIZE (repeatable)")
+                   help="inject a fault (repeatable): eio:START-END (reads of those vmcore bytes fail with EIO), "
+                   "short:N (each read returns at most N bytes), delay:MS (each read waits MS milliseconds), "
+                   "kill-after:N (the reader's command is killed, once, when N bytes were read), enospc:SIZE (the "
+                   "output directory holds SIZE bytes); sizes take K, M, G")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -115,8 +138,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "whose writes land in the machine, /sys is read-only, kexec_load, kexec_file_load, reboot and the "
         "module, clock and swap calls are answered by the machine, the hostname is private; echo c > "
         "/proc/sysrq-trigger crashes the machine (every process of the run dies). Prints a report on "
-        "standard error and exits with CMD's status, or 3 when CMD succeeded but violations were recorded. "
-        "Needs root (FUSE mounts, mount namespaces).",
+        "standard error and exits with CMD's status, or 3 when CMD succeeded but violations were recorded, or "
+        "4 (with --verify) when it succeeded but its dump is incomplete or different. A kill-after fault kills "
+        "CMD once; run does not rerun it (run again with --machine DIR to continue the same machine, as "
+        "conform does). Needs root, or unprivileged user namespaces and a usable /dev/fuse (FUSE mounts and "
+        "mount namespaces).",
     )
     p.add_argument("--fixture", metavar="F",
                    help="a built-in fixture name or a manifest (default: phyp-power6); with --machine, needed only "
@@ -132,7 +158,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "mode 0700 (readable by its owner only); --fault enospc limits it")
     p.add_argument("--trace", metavar="FILE", help="write the JSON Lines trace of every operation to FILE")
     p.add_argument("--report", metavar="FILE", help="also write the report as JSON to FILE")
-    p.add_argument("--json", action="store_true", help="print the report as JSON on standard output")
+    p.add_argument("--json", action="store_true",
+                   help="print the report as JSON on standard output; CMD's own output then goes to standard error")
+    p.add_argument("--verify", action="store_true",
+                   help="compare what CMD left in --output with the machine's memory, page by page, and exit 4 "
+                   "when the dump is incomplete or different")
     add_fault_option(p)
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the program to run")
     p.set_defaults(func=cmd_run)

@@ -77,21 +77,3 @@ def check_rearmed(arming: Arming, machine: Path, work: Path, timeout: float) -> 
     after = "after a reboot" if lifecycle.rearm == "reboot" else "in the same kernel"
     return [f"after the collection, {arming.command!r} {after} did not arm the machine again "
             f"({lifecycle.armed_by} is false)"]
-
-
-def reproducer_lines(arming: Arming, manifest: Path, directory: Path, faults: str, command: str) -> list[str]:
-    """Shell lines that replay one failing example on a machine in *directory*: arm, crash, collect."""
-    machine = directory / "machine"
-    quoted = "'" + arming.command.replace("'", "'\\''") + "'"
-    install = [f"abi-harness machine install {machine} {' '.join(arming.packages)}"] if arming.packages else []
-    return [
-        f"rm -rf {machine}",
-        f"abi-harness run --machine {machine} --fixture {manifest} --state armed -- true",
-        *install,
-        f"abi-harness run --machine {machine} -- sh -c {quoted}",
-        f"abi-harness crash {machine}",
-        f"abi-harness run --machine {machine} --output {directory / 'output'} {faults} -- {command}".replace("  ", " "),
-        *([f"abi-harness run --machine {machine} --output {directory / 'output'} -- {command}"]
-          if "kill-after" in faults else []),
-        f"abi-harness machine show {machine}",
-    ]

@@ -18,15 +18,11 @@ A failure is shrunk by hypothesis to a minimal fixture and fault plan.
 from __future__ import annotations
 
 import hashlib
-import shlex
 import shutil
-import stat
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from xml.etree import ElementTree
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -35,19 +31,19 @@ from hypothesis.errors import HypothesisException
 
 from abi_specs import builtin_spec
 from abi_specs.units import format_size
-from mockfs.dumps import DumpFormatError, VerifyReport, verify_dump
+from mockfs.dumps import VerifyReport
 from mockfs.fuse.faults import parse_faults
 from mockfs.machine import Fixture, VmcoreImage, write_fixture
 from mockfs.machine.generate import MIN_MEMORY, new_fixture
+from mockfs.sandbox.scratch import SHM, Scratch
 from mockfs.session.runner import RunResult, run
 
-from .arming import Arming, arm_and_crash, check_rearmed, reproducer_lines
+from .arming import Arming, arm_and_crash, check_rearmed
+from .judging import judge_failed_dump, judge_run
 
 MiB = 1 << 20
 #: Memory sizes drawn per platform: the smallest machines the model allows, so examples stay fast.
 MEMORY_CHOICES = {p: (m, m + 64 * MiB) for p, m in MIN_MEMORY.items()}
-#: Faults that can make a complete save impossible: the collector must then fail honestly.
-BLOCKING = ("eio", "enospc")
 
 
 @dataclass(frozen=True)
@@ -86,9 +82,15 @@ class Outcome:
         return not self.problems
 
 
+#: The kinds of fault plan drawn (by default "none" twice as often: a plain save is the common case).
+FAULT_KINDS = ("none", "short", "delay", "kill", "eio", "enospc")
+
+
 @st.composite
-def examples(draw: st.DrawFn, platform: str | None = None, arch: str | None = None) -> Example:
-    """Generated crashed machines with fault plans (see the module docstring); *arch* keeps one architecture."""
+def examples(draw: st.DrawFn, platform: str | None = None, arch: str | None = None,
+             kinds: tuple[str, ...] = ()) -> Example:
+    """Generated crashed machines with fault plans (see the module docstring); *arch* keeps one
+    architecture, *kinds* the kinds of fault plan (default: all of :data:`FAULT_KINDS`)."""
     spec = builtin_spec()
     platforms = sorted(p for p in spec.platforms if arch is None or arch in spec.platforms[p].arches)
     plat = platform or draw(st.sampled_from(platforms))
@@ -107,7 +109,7 @@ def examples(draw: st.DrawFn, platform: str | None = None, arch: str | None = No
         return Example(fixture, ())  # no dump to read: read and write faults have nothing to act on
     size = VmcoreImage(fixture).size
     page = spec.arches[arch].page_size
-    kind = draw(st.sampled_from(["none", "none", "short", "delay", "kill", "eio", "enospc"]))
+    kind = draw(st.sampled_from(list(kinds) if kinds else ["none", *FAULT_KINDS]))
     faults: tuple[str, ...] = ()
     if kind == "short":
         # Short reads of whole pages and of odd sizes; tiny ones would only make the suite slow.
@@ -124,64 +126,14 @@ def examples(draw: st.DrawFn, platform: str | None = None, arch: str | None = No
     return Example(fixture, faults)
 
 
-def _best_dump(output: Path, image: VmcoreImage) -> tuple[Path | None, VerifyReport | None]:
-    """The file in *output* that holds the most of the fixture's memory."""
-    best: tuple[Path | None, VerifyReport | None] = (None, None)
-    for path in sorted(p for p in output.rglob("*") if p.is_file()):
-        try:
-            report = verify_dump(image, path)
-        except (DumpFormatError, OSError, ValueError):
-            continue
-        if best[1] is None or report.identical > best[1].identical:
-            best = (path, report)
-    return best
-
-
 def judge(example: Example, result: RunResult, output: Path, image: VmcoreImage) -> tuple[list[str], VerifyReport | None]:
-    """The problems of one finished example (empty when it conforms)."""
+    """The problems of one finished example (empty when it conforms), and the dump it saved."""
     if example.dump_failed:
-        return _judge_failed_dump(result, output, image), None
-    problems: list[str] = []
+        return judge_failed_dump(result.returncode, result.violations, output), None
     plan = parse_faults(list(example.faults))
-    path, dump = _best_dump(output, image) if output.exists() else (None, None)
-    complete = dump is not None and dump.ok(complete=True)
-    if dump is not None and not dump.ok(complete=False):
-        first = dump.problems[0] if dump.problems else None
-        where = f" (first: {first.kind} page at {first.paddr:#x}{', ' + first.detail if first.detail else ''})" if first else ""
-        problems.append(f"saved dump {path.name} is not the fixture's memory: {dump.different} different, "
-                        f"{dump.misplaced} misplaced, {dump.extra} extra pages{where}")
-    blocked = result.returncode != 0 and any(f.split(":")[0] in BLOCKING for f in example.faults)
-    for v in result.violations:
-        if v["kind"] == "memory-held" and blocked and not complete:
-            continue  # an honest failure must keep unsaved memory reserved
-        problems.append(f"violation {v['kind']}: {v['message']}")
-    for p in output.rglob("*") if output.exists() else []:
-        mode = stat.S_IMODE(p.lstat().st_mode)
-        if p.is_file() and mode & 0o077:
-            problems.append(f"{p.relative_to(output)} is readable by other users (mode {mode:04o})")
-    if result.returncode == 0 and not complete:
-        missing = "no dump found" if dump is None else f"{dump.missing} pages missing"
-        problems.append(f"exit status 0 after an incomplete save ({missing})")
-    if result.returncode != 0 and complete and not result.violations and not plan.kill_after:
-        problems.append(f"exit status {result.returncode} although the dump is complete")
-    if plan.kill_after and len(result.returncodes) == 1 and result.returncode == 0 and not complete:
-        problems.append("killed part-way, the rerun never happened")
-    return problems, dump
-
-
-def _judge_failed_dump(result: RunResult, output: Path, image: VmcoreImage) -> list[str]:
-    """A dump firmware flagged as failed: there is nothing to save, and nothing to give back.
-
-    The collector must not claim a dump (no file in *output* may pass for
-    one), must break no rule, and must end by itself rather than by a signal;
-    its exit status is its own choice.
-    """
-    problems = [f"violation {v['kind']}: {v['message']}" for v in result.violations]
-    for path in sorted(p for p in output.rglob("*") if p.is_file()) if output.exists() else []:
-        problems.append(f"{path.relative_to(output)} saved although the firmware flagged the dump as failed")
-    if result.returncode >= 128:
-        problems.append(f"the collector died of signal {result.returncode - 128} on a machine with a failed dump")
-    return problems
+    problems, saved = judge_run(plan, example.faults, result.returncodes or [result.returncode], result.violations,
+                                output, image)
+    return problems, saved.report
 
 
 def check_example(template: Sequence[str], example: Example, work: Path, timeout: float = 600,
@@ -209,12 +161,14 @@ def check_example(template: Sequence[str], example: Example, work: Path, timeout
 
 @dataclass
 class ConformReport:
-    """Every example run, and the minimal failure if there was one."""
+    """The examples run (as many as asked for), and the minimal failure if there was one."""
 
     command: list[str]
     arming: Arming | None = None
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)  # one per example, in the console's order
     minimal: Outcome | None = None
+    shrink_runs: int = 0  # runs hypothesis made while shrinking (not examples)
+    interrupted: bool = False
     saved: list[Path] = field(default_factory=list)
 
     @property
@@ -240,96 +194,80 @@ def conform(
     shrink_budget: int = 25,
     arming: Arming | None = None,
     arch: str | None = None,
+    on_shrink: Callable[[Outcome], None] | None = None,
+    kinds: tuple[str, ...] = (),
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> ConformReport:
     """Run the conformance suite on *template* (``{output}`` is replaced per example).
 
-    With *arming*, each example's machine boots armed and is armed by its
-    command, crashes, and must be armed again after the collection (see
-    :mod:`.arming`).
+    First *examples_count* examples, each run and judged whatever the others
+    gave; then, when some failed, hypothesis replays the same sequence (the
+    results are remembered) and shrinks the first failure to a minimal one
+    in at most *shrink_budget* more runs. With *arming*, each example's
+    machine boots armed and is armed by its command, crashes, and must be
+    armed again after the collection (see :mod:`.arming`). Ctrl-C ends it
+    with the examples done so far (``interrupted``).
     """
+    if examples_count < 1:
+        raise ValueError(f"the number of examples must be at least 1, not {examples_count}")
     report = ConformReport(list(template), arming)
     known: dict[str, Outcome] = {}
-    failures = 0
     tmp = None
     if work is None:
-        tmp = tempfile.TemporaryDirectory(prefix="abi-conform-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+        # On tmpfs when there is one: every example writes a whole dump.
+        tmp = Scratch("abi-conform-", SHM if Path(SHM).is_dir() else None)
         work = Path(tmp.name)
 
-    @settings(max_examples=examples_count, deadline=None, database=None, derandomize=seed is None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink], print_blob=False)
-    @given(examples(platform, arch))
-    def one(example: Example) -> None:
-        nonlocal failures
+    def outcome_of(example: Example) -> Outcome:
         key = example.key()
         if key not in known:
-            if failures and failures > shrink_budget:
-                return  # shrinking budget spent: treat further candidates as passing
-            outcome = check_example(template, example, work / f"ex-{len(known)}", arming=arming)
-            shutil.rmtree(work / f"ex-{len(known)}", ignore_errors=True)  # dumps and machines are large
-            known[key] = outcome
-            report.outcomes.append(outcome)
-            if on_outcome:
-                on_outcome(outcome)
-            if outcome.problems:
-                failures += 1
-        outcome = known[key]
-        if outcome.problems:
-            report.minimal = outcome
-            raise _Failed("; ".join(outcome.problems))
+            slot = work / f"ex-{len(known)}"
+            known[key] = check_example(template, example, slot, arming=arming)
+            shutil.rmtree(slot, ignore_errors=True)  # dumps and machines are large
+        return known[key]
 
-    if seed is not None:
-        one = hypothesis_seed(seed)(one)
+    def phase(shrinking: bool):  # type: ignore[no-untyped-def]
+        @settings(max_examples=examples_count, deadline=None, database=None, derandomize=seed is None,
+                  suppress_health_check=list(HealthCheck), print_blob=False,
+                  phases=[Phase.generate, Phase.shrink] if shrinking else [Phase.generate])
+        @given(examples(platform, arch, kinds))
+        def one(example: Example) -> None:
+            if should_stop():  # a signal hypothesis may have taken for the end of its own search
+                raise KeyboardInterrupt
+            fresh = example.key() not in known
+            if shrinking and fresh and report.shrink_runs >= shrink_budget:
+                return  # shrinking budget spent: treat further candidates as passing
+            outcome = outcome_of(example)
+            if not shrinking:
+                if fresh and len(report.outcomes) < examples_count:
+                    report.outcomes.append(outcome)
+                    if on_outcome:
+                        on_outcome(outcome)
+                return  # every example runs: a failure does not stop the others
+            if fresh:
+                report.shrink_runs += 1
+                if on_shrink:
+                    on_shrink(outcome)
+            if outcome.problems:
+                report.minimal = outcome
+                raise _Failed("; ".join(outcome.problems))
+
+        return hypothesis_seed(seed)(one) if seed is not None else one
+
     try:
-        one()
-    except _Failed:
-        pass
-    except HypothesisException as exc:  # flaky collectors: keep the last failure seen
-        if report.minimal is None:
-            raise
-        report.minimal.problems.append(f"(hypothesis: {exc})")
+        phase(shrinking=False)()
+        if report.failed:
+            report.minimal = next(o for o in report.outcomes if o.problems)
+            try:
+                phase(shrinking=True)()
+            except _Failed:
+                pass
+            except HypothesisException as exc:  # a flaky collector: keep the last failure seen
+                report.minimal.problems.append(f"(hypothesis: {exc})")
+    except KeyboardInterrupt:
+        report.interrupted = True
     finally:
         if tmp is not None:
             tmp.cleanup()
+    report.interrupted = report.interrupted or should_stop()
     return report
-
-
-def save_failure(report: ConformReport, directory: Path) -> list[Path]:
-    """Write the minimal failing fixture and a one-line reproducer into *directory*."""
-    if report.minimal is None:
-        return []
-    directory.mkdir(parents=True, exist_ok=True)
-    manifest = directory / "failure.toml"
-    write_fixture(report.minimal.example.fixture, manifest)
-    faults = " ".join(f"--fault {shlex.quote(f)}" for f in report.minimal.example.faults)
-    command = " ".join(shlex.quote(a.replace("{output}", str(directory / "output"))) for a in report.command)
-    killed = bool(parse_faults(list(report.minimal.example.faults)).kill_after)
-    if report.arming is not None:
-        lines = reproducer_lines(report.arming, manifest, directory, faults, command)
-    elif killed:
-        # The kill and the operator's rerun, on one machine kept in DIR: the rerun is judged on both.
-        machine = directory / "machine"
-        lines = [f"rm -rf {machine}",
-                 " ".join(f"abi-harness run --machine {machine} --fixture {shlex.quote(str(manifest))} "
-                          f"--output {directory / 'output'} {faults} -- {command}".split()),
-                 f"abi-harness run --machine {machine} --output {directory / 'output'} -- {command}"]
-    else:
-        lines = [" ".join(f"abi-harness run --fixture {shlex.quote(str(manifest))} --output {directory / 'output'} "
-                          f"{faults} -- {command}".split())]
-    reproduce = directory / "reproduce.sh"
-    reproduce.write_text("#!/bin/sh\n# " + "; ".join(report.minimal.problems) + "\n" + "\n".join(lines) + "\n")
-    reproduce.chmod(0o755)
-    report.saved = [manifest, reproduce]
-    return report.saved
-
-
-def junit_xml(report: ConformReport) -> str:
-    """The outcomes as JUnit XML, one test case per example."""
-    suite = ElementTree.Element("testsuite", name="abi-harness conform", tests=str(len(report.outcomes)),
-                                failures=str(report.failed), time=f"{sum(o.seconds for o in report.outcomes):.3f}")
-    for i, outcome in enumerate(report.outcomes):
-        case = ElementTree.SubElement(suite, "testcase", classname="conform", name=f"example {i}: {outcome.example.describe()}",
-                                      time=f"{outcome.seconds:.3f}")
-        if outcome.problems:
-            failure = ElementTree.SubElement(case, "failure", message=outcome.problems[0])
-            failure.text = "\n".join(outcome.problems)
-    return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True)

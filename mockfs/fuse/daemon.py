@@ -92,12 +92,18 @@ def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
     machine.on_change = keep
     machine.on_crash = end_run_of
     fs = MockFS(machine, Trace(trace), faults, on_ready=on_ready, spare_groups=spare_groups)
+    # libfuse 3.14 complains on stderr unless the thread limits are explicit.
     options = {"foreground": True, "direct_io": True, "default_permissions": True, "fsname": "abi-harness",
-               "subtype": "abi-harness"}
+               "subtype": "abi-harness", "max_threads": 16, "max_idle_threads": 16}
     if os.geteuid() == 0:
         options["allow_other"] = True  # the collector may run as another user
     try:
         mfusepy.FUSE(fs, str(mountpoint), **options)
+    except RuntimeError as exc:
+        # libfuse's loop ends with an error code when SIGINT or SIGTERM stops it (8 with libfuse 3):
+        # a requested stop, not a failure. Anything else is one line for the caller.
+        if not _stopped_by_signal(exc):
+            raise MountError(f"{mountpoint}: the FUSE loop failed ({exc})") from None
     finally:
         machine.finish()
         if keep is not None:
@@ -110,11 +116,19 @@ def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
             tmp.replace(report)
 
 
+def _stopped_by_signal(exc: RuntimeError) -> bool:
+    """Whether mfusepy's RuntimeError is libfuse reporting the signal that ended its loop."""
+    import signal
+
+    code = exc.args[0] if exc.args else None
+    return isinstance(code, int) and code in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, 8)
+
+
 def check_mountpoint(mountpoint: Path) -> None:
     if not mountpoint.exists():
-        raise MountError(f"{mountpoint}: mount point does not exist (create it first: mkdir -p {mountpoint})")
+        raise MountError(f"{mountpoint}: the mount point does not exist (create it first: mkdir -p {mountpoint})")
     if not mountpoint.is_dir():
-        raise MountError(f"{mountpoint}: mount point is not a directory")
+        raise MountError(f"{mountpoint}: the mount point is not a directory")
     if is_mounted(mountpoint):
         raise MountError(f"{mountpoint}: something is already mounted there")
     if not Path("/dev/fuse").exists():

@@ -19,6 +19,9 @@ from abi_specs.errors import AbiError
 from abi_specs.units import EXAMPLES
 from abi_specs.units import parse_size as _parse_size
 
+#: A read slower than a minute is a hang, not a fault.
+MAX_DELAY_MS = 60_000
+
 
 class FaultSpecError(AbiError):
     """A ``--fault`` argument that cannot be understood."""
@@ -81,9 +84,12 @@ def parse_faults(specs: list[str] | tuple[str, ...]) -> FaultPlan:
             values[kind] = value
         elif kind == "delay":
             try:
-                values[kind] = float(arg)
+                delay = float(arg)
             except ValueError:
                 raise FaultSpecError(f"{what}: expected delay:MILLISECONDS") from None
+            if not 0 < delay <= MAX_DELAY_MS:  # NaN fails this too
+                raise FaultSpecError(f"{what}: the delay must be above 0 and at most {MAX_DELAY_MS} ms")
+            values[kind] = delay
         else:
             raise FaultSpecError(f"{what}: unknown fault {kind!r} (eio, short, delay, kill-after, enospc)")
     return FaultPlan(

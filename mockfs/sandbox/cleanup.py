@@ -15,6 +15,7 @@ run's own namespace, so looking for it from outside would wrongly call it dead.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from .mountinfo import is_mount_point, mounts_under
 from .processes import is_alive, kill_and_wait, mount_namespace, namespace_members, start_time
 from .records import read_record
 from .runtime import runtime_dir
+from .scratch import stale_scratch
 from .syscalls import umount_lazy
 
 
@@ -118,6 +120,11 @@ def _clean_mounts(root: str, include_live: bool, report: CleanupReport) -> None:
             if leftover and os.path.exists(leftover):
                 os.unlink(leftover)
         report.records.append(path)
+    for name in sorted(os.listdir(mounts)) if os.path.isdir(mounts) else []:
+        # A daemon's log outlives it only when its record went first: remove the orphans.
+        if name.endswith(".log") and not os.path.exists(os.path.join(mounts, name[:-4] + ".rec")):
+            os.unlink(os.path.join(mounts, name))
+            report.removed.append(os.path.join(mounts, name))
 
 
 def cleanup(root: str | os.PathLike[str] | None = None, *, include_live: bool = False) -> CleanupReport:
@@ -131,6 +138,9 @@ def cleanup(root: str | os.PathLike[str] | None = None, *, include_live: bool = 
     report = CleanupReport()
     _clean_runs(top, include_live, report)
     _clean_mounts(top, include_live, report)
+    for path in stale_scratch():  # work directories of killed runs, mocks and conform campaigns
+        shutil.rmtree(path, ignore_errors=True)
+        report.removed.append(path)
     if os.path.isdir(top):
         for mountpoint in mounts_under(top):
             try:

@@ -198,9 +198,9 @@ def run_in_namespace(
         subdir(name, root)
     scratch = None
     if rootfs is None:
-        import tempfile
+        from .scratch import scratch_dir
 
-        scratch = tempfile.mkdtemp(prefix="abi-rootfs-")
+        scratch = scratch_dir("abi-rootfs-")
         rootfs = scratch
     try:
         return _run(mock, argv, env, _checked_binds(extra_binds), timeout, cwd, stdin, stdout, stderr, capture_output,

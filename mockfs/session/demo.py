@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from abi_specs.errors import AbiError
 from mockfs.dumps import VerifyReport, verify_dump
 from mockfs.machine import VmcoreImage, resolve_fixture
+from mockfs.sandbox.scratch import Scratch
 
 from .runner import RunResult, run
 
@@ -48,7 +48,7 @@ def collector_path() -> str:
 def run_demo(platform: str = "phyp") -> DemoResult:
     """Save the dump of *platform*'s demo fixture with vmcore-save, and verify it page by page."""
     fixture = DEMO_FIXTURES[platform]
-    with tempfile.TemporaryDirectory(prefix="abi-demo-") as tmp:
+    with Scratch("abi-demo-") as tmp:
         out = Path(tmp) / "dump"
         command = [collector_path(), "--quiet", str(out)]
         result = run(command, fixture=fixture, output=out)

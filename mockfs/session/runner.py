@@ -22,7 +22,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 from abi_specs.errors import AbiError
 from mockfs.fuse.faults import FaultPlan, parse_faults
 from mockfs.sandbox import syscalls
+from mockfs.sandbox.scratch import Scratch
 
 from .machines import MachineDir
 
@@ -57,6 +57,21 @@ class RunResult:
     returncodes: list[int] = field(default_factory=list)  # every run, when a killed run was rerun
     machine: dict[str, Any] = field(default_factory=dict)  # the machine as the run left it
     seal: list[str] = field(default_factory=list)  # the sealed calls the machine answered
+    fixture: Any = None  # the machine's fixture (mockfs.machine.Fixture)
+
+    def verify(self) -> Any:
+        """What the program left in ``output``, page by page against the machine's memory.
+
+        Returns a :class:`mockfs.conform.judging.SavedDump`: ``complete``,
+        ``report`` (the page counts of the best dump found), ``unreadable``
+        (files that are no dump) and ``describe_incomplete()``.
+        """
+        from mockfs.conform.judging import find_dump
+        from mockfs.dumps.served import open_image
+
+        if self.output is None:
+            raise RunError("the run had no output directory to verify (give output=...)")
+        return find_dump(self.output, open_image(self.fixture))
 
     @property
     def violations(self) -> list[dict[str, object]]:
@@ -107,7 +122,7 @@ def _limit_output(output: Path, size: int, keep: Path) -> None:
 
 def _program_runs(mock: Any, argv: list[str], machine: MachineDir, env: Mapping[str, str] | None,
                   binds: dict[str, str | Path], timeout: float | None, faults: FaultPlan,
-                  rerun_killed: bool) -> tuple[list[int], list[str]]:
+                  rerun_killed: bool, stdout: int | None = None) -> tuple[list[int], list[str]]:
     """Run the program (and once more after a kill-after fault); returns the exit codes and the seal's answers."""
     from mockfs.sandbox.namespace import NamespaceError, run_in_namespace
 
@@ -116,13 +131,17 @@ def _program_runs(mock: Any, argv: list[str], machine: MachineDir, env: Mapping[
     while True:
         try:
             done = run_in_namespace(mock.root, argv, env=env, extra_binds=binds, timeout=timeout, cwd=os.getcwd(),
-                                    rootfs=machine.rootfs, hostname=machine.fixture.hostname)
+                                    rootfs=machine.rootfs, hostname=machine.fixture.hostname, stdout=stdout)
             codes.append(done.returncode)
             seal += getattr(done, "events", [])
             if getattr(done, "machine_down", False):
                 break
         except FileNotFoundError as exc:
             raise RunError(f"{argv[0]}: command not found ({exc.strerror})") from None
+        except PermissionError:
+            raise RunError(f"{argv[0]}: cannot execute it (permission denied: not a program, or no x bit)") from None
+        except OSError as exc:
+            raise RunError(f"{argv[0]}: cannot execute it: {exc.strerror}") from None
         except subprocess.TimeoutExpired:
             codes.append(KILLED)
             break
@@ -139,7 +158,7 @@ def _program_runs(mock: Any, argv: list[str], machine: MachineDir, env: Mapping[
 
 def _supervise(argv: list[str], machine: MachineDir, output: Path | None, workdir: Path, faults: FaultPlan,
                env: Mapping[str, str] | None, extra_binds: Mapping[str, str | Path] | None,
-               timeout: float | None, rerun_killed: bool) -> dict[str, object]:
+               timeout: float | None, rerun_killed: bool, stdout: int | None = None) -> dict[str, object]:
     """The supervisor's work, in its private namespace; returns the result record."""
     from .testbed import MockMount
 
@@ -158,7 +177,7 @@ def _supervise(argv: list[str], machine: MachineDir, output: Path | None, workdi
         mock.start()
         machine.mark_active(mock.root)
         try:
-            codes, seal = _program_runs(mock, argv, machine, env, binds, timeout, faults, rerun_killed)
+            codes, seal = _program_runs(mock, argv, machine, env, binds, timeout, faults, rerun_killed, stdout)
         finally:
             report = mock.stop()
     if faults.enospc and output is not None:
@@ -207,7 +226,7 @@ def run(argv: Sequence[str], *, fixture: str | None = None, output: str | Path |
         trace: str | Path | None = None, faults: Sequence[str] | FaultPlan = (), workdir: str | Path | None = None,
         env: Mapping[str, str] | None = None, extra_binds: Mapping[str, str | Path] | None = None,
         timeout: float | None = None, rerun_killed: bool = False, machine: str | Path | MachineDir | None = None,
-        state: str | None = None) -> RunResult:
+        state: str | None = None, program_stdout: int | None = None) -> RunResult:
     """Run *argv* with the machine's mock at the canonical paths; see the module docstring.
 
     *fixture* (default ``phyp-power6``) and *state* (``capture`` or ``armed``)
@@ -217,7 +236,8 @@ def run(argv: Sequence[str], *, fixture: str | None = None, output: str | Path |
     goes to *trace* (or the work directory). With *rerun_killed*, a run killed
     by the ``kill-after`` fault is run once more against the same machine
     (what was released stays released), as an operator would after a crash of
-    the collector.
+    the collector. *program_stdout* is where the program's standard output
+    goes (default: ours).
     """
     plan = faults if isinstance(faults, FaultPlan) else parse_faults(list(faults))
     argv = [os.fspath(a) for a in argv]
@@ -229,7 +249,7 @@ def run(argv: Sequence[str], *, fixture: str | None = None, output: str | Path |
         resolve_served(fixture or "phyp-power6")  # fail here, with the fixture's own message, not in the supervisor
     tmp = None
     if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="abi-run-")
+        tmp = Scratch("abi-run-")
         workdir = tmp.name
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -239,14 +259,15 @@ def run(argv: Sequence[str], *, fixture: str | None = None, output: str | Path |
             raise RunError(f"{argv[0]}: command not found (on the host or in the machine's root file system)")
         out = _make_output(output)
         record = _fork_supervisor(work, lambda: _supervise(argv, mdir, out, work, plan, env, extra_binds, timeout,
-                                                           rerun_killed))
+                                                           rerun_killed, program_stdout))
         trace_file = work / "mock" / "trace.jsonl"
         if trace is not None and trace_file.exists():
             shutil.copyfile(trace_file, trace)
             trace_file = Path(trace)
         codes = [int(c) for c in record["returncodes"]]  # type: ignore[union-attr]
         result = RunResult(codes[-1], dict(record["report"]), trace_file if trace_file.exists() else None,  # type: ignore[call-overload]
-                           out, plan.describe(), codes, dict(record["machine"]), list(record["seal"]))  # type: ignore[call-overload]
+                           out, plan.describe(), codes, dict(record["machine"]), list(record["seal"]),  # type: ignore[call-overload]
+                           mdir.fixture)
     finally:
         if tmp is not None and trace is None:
             tmp.cleanup()

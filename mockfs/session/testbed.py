@@ -20,7 +20,6 @@ Used by the pytest plugin (:mod:`mockfs.session.pytest_plugin`) and by our own t
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from types import TracebackType
 
@@ -29,6 +28,7 @@ from mockfs.fuse.daemon import Mounted, mount, umount
 from mockfs.fuse.faults import FaultPlan, parse_faults
 from mockfs.live import LiveMachine
 from mockfs.machine import Fixture
+from mockfs.sandbox.scratch import Scratch
 
 from .machines import MachineDir, transition
 
@@ -52,7 +52,7 @@ class MockMount:
             self.fixture = fixture if isinstance(fixture, Fixture) else resolve_served(fixture)
         self.image = open_image(self.fixture)
         self.faults = faults if isinstance(faults, FaultPlan) else parse_faults(faults or [])
-        self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="abi-mock-")
+        self._tmp = None if workdir else Scratch("abi-mock-")
         self.workdir = Path(workdir or self._tmp.name)
         self.root = self.workdir / "root"
         self.trace_path = self.workdir / "trace.jsonl"

@@ -11,7 +11,6 @@ behind ``SEALED`` (the probe proves the seals inside the runner first).
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -206,10 +205,10 @@ def test_conform_arm_catches_a_command_that_does_not_arm(cli, tmp_path: Path) ->
                "--keep-failures", str(keep), "--", VMCORE_SAVE, "--quiet", "{output}")
     assert proc.returncode == 1
     assert "the crash left no dump: 'true' did not arm the machine (registered was false)" in proc.stderr
-    # The reproducer replays the machine's life: arm, crash, collect.
-    replay = subprocess.run(["sh", str(keep / "reproduce.sh")], capture_output=True, text=True,
-                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
-    assert "crash then boot; now in the armed kernel" in replay.stdout, replay.stdout + replay.stderr
+    # The reproducer replays the machine's life (arm, crash, collect) and judges it again.
+    replay = subprocess.run(["sh", str(keep / "reproduce.sh")], capture_output=True, text=True)
+    assert replay.returncode == 1, replay.stdout + replay.stderr
+    assert "the crash left no dump: 'true' did not arm the machine" in replay.stderr
 
 
 def test_conform_arm_catches_a_service_that_arms_only_once(cli, tmp_path: Path) -> None:
