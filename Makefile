@@ -79,6 +79,7 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/abi-harness docs --check --readme README.md
 	$(BIN)/pytest -n auto
+	PYTHON=$(PYTHON) .ci/wheel-check
 
 bench: install
 	$(BIN)/python bench/bench_vmcore.py

@@ -121,7 +121,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
         if diff:
             print(f"{PROG}: Documentation/ABI drafts are stale: {diff} (run '{PROG} docs' to regenerate)", file=sys.stderr)
             return EXIT_INVALID
-        print(f"{out}: {len(tree)} files match the spec")
+        print(f"{out}: {len(tree)} files match the spec")  # always several
         return 0
     written = write_tree(tree, out)
     if readme is not None and readme.read_text() != fresh:

@@ -135,7 +135,7 @@ def _print_summary(doc: dict[str, Any]) -> None:
         print(f"  size       {doc['vmcore_size']} bytes ({doc['embedded_bytes']} embedded, {doc['referenced_bytes']} referenced)")
         return
     print(f"  platform   {doc['platform']} on {doc['arch']}, page size {doc['page_size']}, kernel {doc['osrelease']}")
-    print(f"  memory     {format_size(doc['memory_bytes'])} in {len(doc['ram'])} ranges: "
+    print(f"  memory     {format_size(doc['memory_bytes'])} in {plural(len(doc['ram']), 'range')}: "
           + ", ".join(f"{r['start']:#x}+{r['size']:#x}" for r in doc["ram"]))
     print(f"  cpus       {doc['cpus']} (pids {', '.join(map(str, doc['pids']))})")
     planted = ", ".join(f"{k} {len(v)}" for k, v in doc["pages"].items() if v) or "none"
@@ -147,7 +147,7 @@ def _print_summary(doc: dict[str, Any]) -> None:
         fa = doc["fadump"]
         print(f"  fadump     boot memory {format_size(fa['boot_memory_size'])}, reserved "
               f"{fa['reserve_start']:#x}+{fa['reserve_size']:#x}")
-    print(f"  log        {len(doc['messages'])} messages ({doc['log_format']})")
+    print(f"  log        {plural(len(doc['messages']), 'message')} ({doc['log_format']})")
     for m in doc["messages"]:
         print(f"    [{m['ts_nsec'] // 1_000_000_000:5d}.{m['ts_nsec'] // 1000 % 1_000_000:06d}] {m['text']}")
 

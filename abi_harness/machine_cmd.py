@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from abi_specs.units import format_size
+from abi_specs.units import format_size, plural
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -54,7 +54,8 @@ def cmd_install(args: argparse.Namespace) -> int:
         # A kernel package's modules (hundreds of MiB) are no use to a machine that never boots it.
         only = ("boot",) if name.startswith("linux-image-") else ()
         count = machine.install(tree, only)
-        print(f"{args.dir}: installed {name} ({count} files{', /boot only' if only else ''}; no maintainer scripts ran)")
+        part = ", /boot only" if only else ""
+        print(f"{args.dir}: installed {name} ({plural(count, 'file')}{part}; no maintainer scripts ran)")
     return 0
 
 

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import HypothesisException
 
 from abi_specs import builtin_spec
-from abi_specs.units import format_size
+from abi_specs.units import format_size, plural
 from mockfs.dumps import VerifyReport
 from mockfs.fuse.faults import parse_faults
 from mockfs.machine import Fixture, VmcoreImage, write_fixture
@@ -57,7 +57,8 @@ class Example:
         fx = self.fixture
         faults = " ".join(self.faults) or "no faults"
         failed = ", firmware flagged the dump as failed" if self.dump_failed else ""
-        return f"{fx.platform}/{fx.arch} Linux {fx.osrelease} {format_size(fx.ram_size)} {len(fx.cpus)} cpus{failed}, {faults}"
+        size = format_size(fx.ram_size)
+        return f"{fx.platform}/{fx.arch} Linux {fx.osrelease} {size} {plural(len(fx.cpus), 'cpu')}{failed}, {faults}"
 
     @property
     def dump_failed(self) -> bool:

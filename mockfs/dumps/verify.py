@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from abi_specs.intervals import IntervalSet
+from abi_specs.units import plural
 from mockfs.machine import VmcoreImage
 
 from .formats import DATA, EXCLUDED, DumpExtent, DumpFormatError, open_dump
@@ -109,7 +110,7 @@ def verify_dump(
         missing = ram.difference(covered.union(excluded))
         report.missing = missing.count(ps)
         # Only the first few ranges by address: leave room for worse problems.
-        report.problems += [PageProblem(a, "missing", f"{(b - a) // ps} pages from here") for a, b in list(missing)[:3]]
+        report.problems += [PageProblem(a, "missing", f"{plural((b - a) // ps, 'page')} from here") for a, b in list(missing)[:3]]
 
         if on_total:
             on_total(sum(y - x for _, x, y in work))

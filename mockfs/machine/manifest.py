@@ -32,9 +32,12 @@ def _fixtures_dir() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "fixtures"
     if (checkout / "FORMAT.md").is_file():  # not some other site-packages/fixtures
         return checkout
-    from importlib import resources
+    import importlib.util
 
-    return Path(str(resources.files("abi_harness_fixtures")))
+    spec = importlib.util.find_spec("abi_harness_fixtures")  # a data package: no __init__, one folder
+    if spec is None or not spec.submodule_search_locations:
+        return checkout  # neither: the built-ins are missing, and saying so names the checkout's folder
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 FIXTURES_DIR = _fixtures_dir()

@@ -35,3 +35,22 @@ def test_whole_life_example(tmp_path: Path) -> None:
     assert doc["kernel"] == "armed" and doc["armed"] and doc["dumps"] == 1
     assert [e["event"] for e in doc["events"]].count("load") == 2
     assert host_snapshot() == before
+
+
+def py_block(after: str) -> str:
+    """The first ```python block of the README after the heading *after*."""
+    text = (REPO / "README.md").read_text()
+    match = re.search(r"```python\n(.*?)```", text[text.index(after):], re.S)
+    assert match, f"no python block after {after!r}"
+    return match.group(1)
+
+
+def test_pytest_plugin_example(tmp_path: Path) -> None:
+    """The README's complete test of a collector, run by pytest as a user's project would run it."""
+    (tmp_path / "test_my_collector.py").write_text(py_block("### In your own tests (pytest plugin)"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "6 passed" in proc.stdout

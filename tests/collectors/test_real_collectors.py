@@ -103,7 +103,7 @@ def test_conform_catches_and_shrinks_a_careless_collector(cli, tmp_path: Path) -
     assert proc.returncode == 1
     assert "readable by other users" in proc.stderr
     # Shrunk to the simplest machine: the first kdump kernel, the smallest memory, one CPU, no fault.
-    assert "minimal failure: kdump/x86_64 Linux 2.6.13-conform 64 MiB 1 cpus, no faults" in proc.stderr
+    assert "minimal failure: kdump/x86_64 Linux 2.6.13-conform 64 MiB 1 cpu, no faults" in proc.stderr
     reproduce = (keep / "reproduce.sh").read_text()
     assert "conform --replay" in reproduce and "failure.toml" in reproduce and (keep / "failure.toml").is_file()
     assert proc.stdout.strip().splitlines()[-1].endswith("failed") and " 0 failed" not in proc.stdout
