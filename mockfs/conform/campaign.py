@@ -267,6 +267,12 @@ def conform(
                 report.minimal.problems.append(f"(hypothesis: {exc})")
     except KeyboardInterrupt:
         report.interrupted = True
+    except Exception:
+        # A signal that lands inside hypothesis's own set-up can leave it failing an internal
+        # assertion instead of passing the KeyboardInterrupt on: the signal is the cause.
+        if not should_stop():
+            raise
+        report.interrupted = True
     finally:
         if tmp is not None:
             tmp.cleanup()
