@@ -133,6 +133,11 @@ def check_mountpoint(mountpoint: Path) -> None:
         raise MountError(f"{mountpoint}: something is already mounted there")
     if not Path("/dev/fuse").exists():
         raise MountError("/dev/fuse is missing: load the fuse module (modprobe fuse)")
+    # libfuse opens /dev/fuse itself before it would ever fall back to fusermount3.
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        mode = os.stat("/dev/fuse").st_mode & 0o777
+        raise MountError(f"/dev/fuse (mode {mode:04o}) cannot be opened by you: run as root, or make it 0666 as most "
+                         "distributions ship it")
 
 
 def _daemon(machine: LiveMachine, mountpoint: Path, trace: Path | None, faults: FaultPlan | None, report: Path | None,

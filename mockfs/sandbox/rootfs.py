@@ -36,8 +36,54 @@ def overlay_root(newroot: str, upper: str, work: str) -> None:
     """The host's root, read-only underneath the machine's writable layer, at *newroot*."""
     for d in (upper, work):
         os.makedirs(d, mode=0o700, exist_ok=True)
+    if _in_user_namespace():
+        _overlay_each_top_directory(newroot, upper, work)
+        return
     _seal("the root file system (overlayfs over /)", mount, "abi-harness-root", newroot, "overlay", 0,
           f"lowerdir=/,upperdir={upper},workdir={work}")
+
+
+#: What the runner builds itself, whatever the root holds there.
+_SEALED_ELSEWHERE = ("proc", "sys", "dev")
+
+
+def _overlay_each_top_directory(newroot: str, upper: str, work: str) -> None:
+    """Rootless mode: the kernel refuses an overlay whose lower layer hides mounts it locked (every
+    mount a user namespace inherits), so each directory of / gets its own overlay instead, a
+    directory holding such mounts a read-only bind (writes there fail), and the links of /
+    (``/bin -> usr/bin``) are made again."""
+    from .mountinfo import mount_points
+
+    mount("abi-harness-root", newroot, "tmpfs", MS_NOSUID, "mode=755")
+    inherited = [m for m in mount_points() if m != "/"]
+    for name in sorted(os.listdir("/")):
+        source, target = f"/{name}", f"{newroot}/{name}"
+        if os.path.islink(source):
+            os.symlink(os.readlink(source), target)
+            continue
+        if not os.path.isdir(source):
+            bind_into(newroot, source, recursive=False)
+            continue
+        os.mkdir(target)
+        if name in _SEALED_ELSEWHERE:
+            continue
+        if any(m == source or m.startswith(source + "/") for m in inherited):
+            bind_into(newroot, source)
+            make_readonly_recursive(target)
+            continue
+        for d in (f"{upper}/{name}", f"{work}/{name}"):
+            os.makedirs(d, mode=0o755, exist_ok=True)
+        _seal(f"the root file system (overlayfs over {source})", mount, "abi-harness-root", target, "overlay", 0,
+              f"lowerdir={source},upperdir={upper}/{name},workdir={work}/{name},userxattr")
+
+
+def _in_user_namespace() -> bool:
+    """Whether this process runs in a user namespace of its own (rootless mode)."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
 
 
 def bind_into(newroot: str, source: str, path: str | None = None, recursive: bool = True) -> str:

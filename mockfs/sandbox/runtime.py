@@ -12,15 +12,29 @@ import os
 RUNTIME_DIR_ENV = "ABI_HARNESS_RUNTIME_DIR"
 
 
+def host_uid() -> int:
+    """Who we are on the host: root in a user namespace of ours (rootless mode) is its owner."""
+    uid = os.geteuid()
+    try:
+        with open("/proc/self/uid_map") as f:
+            first = f.readline().split()
+    except OSError:
+        return uid
+    if len(first) == 3 and first != ["0", "0", "4294967295"] and int(first[0]) <= uid < int(first[0]) + int(first[2]):
+        return int(first[1]) + uid - int(first[0])
+    return uid
+
+
 def runtime_dir() -> str:
     """The runtime directory (not created)."""
     if override := os.environ.get(RUNTIME_DIR_ENV):
         return os.path.realpath(override)
-    if os.geteuid() == 0:
+    uid = host_uid()
+    if uid == 0:
         return "/run/abi-harness"
     if xdg := os.environ.get("XDG_RUNTIME_DIR"):
         return os.path.join(xdg, "abi-harness")
-    return f"/tmp/abi-harness-{os.geteuid()}"
+    return f"/tmp/abi-harness-{uid}"
 
 
 def subdir(name: str, root: str | None = None) -> str:

@@ -81,9 +81,25 @@ def unshare(flags: int) -> None:
 
 
 def private_mount_namespace() -> None:
-    """Leave the caller's mount namespace: later mounts stay invisible to everyone else."""
-    unshare(CLONE_NEWNS)
+    """Leave the caller's mount namespace: later mounts stay invisible to everyone else.
+
+    As an ordinary user, a user namespace comes first, in which the caller is
+    root (rootless mode: unprivileged user namespaces must be allowed).
+    """
+    if os.geteuid() == 0:
+        unshare(CLONE_NEWNS)
+    else:
+        enter_user_namespace(CLONE_NEWNS)
     mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+
+def enter_user_namespace(flags: int) -> None:
+    """``unshare --user --map-root-user`` plus *flags*: this process becomes root of a new user namespace."""
+    uid, gid = os.geteuid(), os.getegid()
+    unshare(CLONE_NEWUSER | flags)
+    for name, line in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(line)
 
 
 def die_with_parent(expected_parent: int, exit_code: int = 1) -> None:

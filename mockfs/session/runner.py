@@ -165,7 +165,12 @@ def _supervise(argv: list[str], machine: MachineDir, output: Path | None, workdi
     try:
         syscalls.private_mount_namespace()
     except OSError as exc:
-        raise RunError(f"cannot create a private mount namespace: {exc.strerror} (run as root)") from None
+        if os.geteuid() == 0:
+            raise RunError(f"cannot create a private mount namespace: {exc.strerror} (CAP_SYS_ADMIN is needed: "
+                           "a container without it cannot run abi-harness)") from None
+        raise RunError(f"cannot create a user namespace as an ordinary user: {exc.strerror} (run as root, or allow "
+                       "unprivileged user namespaces: sysctls user.max_user_namespaces, "
+                       "kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns)") from None
     keep = workdir / "output-real"
     if faults.enospc and output is not None:
         _limit_output(output, faults.enospc, keep)
@@ -195,8 +200,11 @@ def _command_exists(name: str, machine: MachineDir, env: Mapping[str, str] | Non
     for directory in path.split(os.pathsep):
         for root in (Path("/"), upper):
             candidate = root / directory.lstrip("/") / name
-            if candidate.is_file() and os.access(candidate, os.X_OK):
-                return True
+            try:
+                if candidate.is_file() and os.access(candidate, os.X_OK):
+                    return True
+            except OSError:  # a PATH entry this user may not search
+                continue
     return False
 
 
