@@ -277,7 +277,7 @@ def run(argv: Sequence[str], *, fixture: str | None = None, output: str | Path |
                            out, plan.describe(), codes, dict(record["machine"]), list(record["seal"]),  # type: ignore[call-overload]
                            mdir.fixture)
     finally:
-        if tmp is not None and trace is None:
+        if tmp is not None:  # a trace the caller asked for was copied out above
             tmp.cleanup()
     if tmp is not None and trace is None:
         result.trace_path = None

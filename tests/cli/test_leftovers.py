@@ -43,17 +43,20 @@ def test_sigterm_of_conform_removes_its_scratch() -> None:
 
 def test_cleanup_removes_what_kill_9_of_run_left(tmp_path: Path) -> None:
     ready = tmp_path / "out" / "ready"
+    # A temporary directory of its own, so that no other test's cleanup() check meets this kill's scratch.
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
     proc = subprocess.Popen([CLI, "run", "--fixture", "kdump-x86_64", "--output", str(ready.parent), "--", "sh", "-c",
-                             f"echo up > {ready}; exec sleep 600"], stderr=subprocess.DEVNULL)
+                             f"echo up > {ready}; exec sleep 600"], stderr=subprocess.DEVNULL, env=env)
     try:
         assert wait_until(lambda: ready.exists())
-        left = _scratch_of(proc.pid, "abi-run-")
+        left = list((tmp_path / "tmp").glob(f"abi-run-{proc.pid}-*"))
         assert left, "the run keeps its work directory in a scratch named after it"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert all(p.exists() for p in left)  # a SIGKILL gives nobody a chance to clean up
-    done = run_cli("cleanup")
+    done = run_cli("cleanup", env=env)
     assert done.returncode == 0
     assert not any(p.exists() for p in left), done.stdout
     assert any(str(left[0]) in line for line in done.stdout.splitlines())
