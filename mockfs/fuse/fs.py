@@ -207,14 +207,14 @@ class MockFS(mfusepy.Operations):
         if node.kind != "file" or node.entry is None:
             raise FuseOSError(errno.EACCES)
         try:
-            count = self.machine.write_file(node.entry, data, node, self._caller())
+            count, detail = self.machine.write_traced(node.entry, data, node, self._caller())
         except WriteRejected as exc:
             self._log(path, "write", offset=offset, length=len(data), data=data[:256].decode("latin-1"),
                       result=-exc.errno, errno=errno.errorcode[exc.errno])
             raise FuseOSError(exc.errno) from None
         # As it happens: for release_region, the frames the kernel freed and its two counters.
         self._log(path, "write", offset=offset, length=len(data), data=data[:256].decode("latin-1"), result=count,
-                  **self.machine.write_detail)
+                  **detail)
         return count
 
     def _control(self, data: bytes) -> int:

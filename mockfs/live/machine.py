@@ -63,7 +63,7 @@ class LiveMachine:
         self.run_namespaces: set[int | None] = set()  # the mount namespaces of the runs using this machine
         self._tree: tuple[KernelState, dict[str, Node]] | None = None
         self._first_event = len(self.state.events)  # the events of this run start here
-        self.write_detail: dict[str, object] = {}  # what the last write did, for the trace (release_region)
+        self.write_detail: dict[str, object] = {}  # set by a store under the lock; see write_traced
 
     def initial_state(self, kernel: str) -> MachineState:
         """A fresh machine: just booted (``armed``), or just crashed (``capture``)."""
@@ -216,13 +216,19 @@ class LiveMachine:
 
     def write_file(self, entry: AbiFile, data: bytes, node: Node | None = None, writer: int = 0) -> int:
         """A write(2) of *data* to *entry*: returns the count or raises WriteRejected."""
+        return self.write_traced(entry, data, node, writer)[0]
+
+    def write_traced(self, entry: AbiFile, data: bytes, node: Node | None = None,
+                     writer: int = 0) -> tuple[int, dict[str, object]]:
+        """:meth:`write_file`, and what this write did for the trace (release_region: frames freed,
+        counters, re-registration; empty for other files): each write's own, even when writes race."""
         if not data:
-            return self.sysfs.empty_write  # sysfs returns without calling store()
+            return self.sysfs.empty_write, {}  # sysfs returns without calling store()
         if entry.name == "proc/sys" and node is not None:
             with self.lock:
                 count = self.sysctls.write(node.target.removeprefix("proc/sys/"), data)
             self.changed()
-            return count
+            return count, {}
         if entry.write is None:
             # A kobj_attribute with a write bit but no store method: kobj_attr_store() says EIO.
             raise WriteRejected(entry.name, errno.EIO, "the attribute has no store method")
@@ -230,7 +236,7 @@ class LiveMachine:
         name = entry.link_to or entry.name
         target = self.spec.get(name)
         with self.lock:
-            self.write_detail = {}
+            self.write_detail = {}  # a store that has something to tell sets it; read back under the same lock
             stores.check_state(self, target, name)
             try:
                 values = entry.write.parse(data, entry.name)
@@ -238,8 +244,9 @@ class LiveMachine:
                 self.judge.malformed_write(entry.path, exc.reason, data)
                 raise
             stores.STORES[name](self, target, values, writer)
+            detail, self.write_detail = self.write_detail, {}
         self.changed()
-        return len(data)
+        return len(data), detail
 
     def fire(self, name: str, **detail: object) -> list[str]:
         """Apply a lifecycle transition (the caller holds the lock); returns the transitions that ran.
