@@ -163,6 +163,24 @@ def test_fadump_release_mem_removes_vmcore() -> None:
     assert "release-unread" in kinds and "memory-held" not in kinds
 
 
+def test_vmcore_opened_before_release_mem_reads_eio_after_it() -> None:
+    """fs/proc/inode.c: once release_mem removed the entry, a descriptor opened before fails its reads."""
+    with MockMount("fadump-power9") as mock:
+        fd = os.open(mock.path("/proc/vmcore"), os.O_RDONLY)
+        try:
+            assert os.pread(fd, 64, 0)[:4] == b"\x7fELF"
+            assert write(mock.path("/sys/kernel/fadump/release_mem"), b"1\n") == 2
+            assert not mock.path("/proc/vmcore").exists()
+            for offset in (0, 1 << 20):  # what was read before, and what was not
+                with pytest.raises(OSError) as info:
+                    os.pread(fd, 4096, offset)
+                assert info.value.errno == errno.EIO
+        finally:
+            os.close(fd)
+        eio = [t for t in mock.trace() if t["op"] == "read" and t.get("errno") == "EIO"]
+        assert eio and eio[0]["path"] == "/proc/vmcore"
+
+
 def test_vmcore_is_root_only() -> None:
     with MockMount("kdump-x86_64") as mock:
         proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat",
