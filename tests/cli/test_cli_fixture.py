@@ -23,7 +23,7 @@ from mockfs.machine import VmcoreImage, expected_dmesg, new_fixture, resolve_fix
 from mockfs.machine.describe import fixture_summary
 from mockfs.machine.generate import MIN_MEMORY
 
-from ..support import tool
+from ..support import gcore_of_sleep, tool
 
 MiB = 1 << 20
 MESSAGES = ["Linux version 6.1.0-mock", "sysrq: Trigger a crash", "Kernel panic - not syncing: sysrq triggered crash"]
@@ -296,14 +296,7 @@ def test_verify_makedumpfile_compressed(cli, small: tuple[Path, Path], tmp_path:
 
 
 def test_import_gcore_and_export(cli, tmp_path: Path) -> None:
-    sleeper = subprocess.Popen(["sleep", "60"])
-    try:
-        core = tmp_path / "sleep.core"
-        subprocess.run(["gdb", "-batch", "-p", str(sleeper.pid), "-ex", f"gcore {core}"],
-                       check=True, capture_output=True, timeout=120)
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    core = gcore_of_sleep(tmp_path)
     proc = cli("fixture", "import", str(core), "-o", str(tmp_path / "sleep.toml"))
     assert proc.returncode == 0, proc.stderr
     assert cli("fixture", "export", str(tmp_path / "sleep.toml"), "-o", str(tmp_path / "out")).returncode == 0
