@@ -11,7 +11,6 @@ import json
 import os
 import pty
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,18 +22,10 @@ from mockfs.machine import VmcoreImage, expected_dmesg, new_fixture, resolve_fix
 from mockfs.machine.describe import fixture_summary
 from mockfs.machine.generate import MIN_MEMORY
 
-from ..support import gcore_of_sleep, tool
+from ..support import cli_path, gcore_of_sleep, run_cli, tool
 
 MiB = 1 << 20
 MESSAGES = ["Linux version 6.1.0-mock", "sysrq: Trigger a crash", "Kernel panic - not syncing: sysrq triggered crash"]
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """The installed command (for module-scoped set-up, where the function-scoped ``cli`` is not available)."""
-    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=300)
-
-
-CLI = Path(sys.executable).parent / "abi-harness"
 
 
 def one_line_usage_error(proc: subprocess.CompletedProcess[str]) -> None:
@@ -180,7 +171,7 @@ def test_export_progress_on_a_terminal(small: tuple[Path, Path], tmp_path: Path)
     manifest, _ = small
     master, slave = pty.openpty()
     try:
-        proc = subprocess.run([str(CLI), "fixture", "export", str(manifest), "-o", str(tmp_path / "v")],
+        proc = subprocess.run([str(cli_path()), "fixture", "export", str(manifest), "-o", str(tmp_path / "v")],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, timeout=120,
                               env={**os.environ, "COLUMNS": "100"})  # fmt: skip
         os.close(slave)
