@@ -141,8 +141,12 @@ def _print_summary(doc: dict[str, Any]) -> None:
     planted = ", ".join(f"{k} {len(v)}" for k, v in doc["pages"].items() if v) or "none"
     print(f"  planted    {planted}; overlays {len(doc['overlays'])}")
     print(f"  vmcore     {doc['vmcore_size']} bytes")
-    for r in doc.get("release_region", []):
-        print(f"  release_region {r['name']:<4} start {r['start']:#x} length {r['length']:#x}")
+    if "phyp" in doc:
+        print(f"  release_region {doc['release_region'] or '(none: the firmware flagged the dump as failed)'}")
+        print("  firmware   " + ", ".join(f"{a['name']} {a['start']:#x}+{a['length']:#x}" for a in doc["firmware_areas"])
+              + " (ibm,kernel-dump)")
+        reserved, scratch = doc["phyp"]["reserved"], doc["phyp"]["scratch"]
+        print(f"  reserved   {reserved[0]:#x}+{reserved[1]:#x}, scratch {scratch[0]:#x}+{scratch[1]:#x}")
     if "fadump" in doc:
         fa = doc["fadump"]
         print(f"  fadump     boot memory {format_size(fa['boot_memory_size'])}, reserved "

@@ -87,10 +87,14 @@ def test_new_defaults_per_platform(cli, tmp_path: Path, platform: str, arch: str
     doc = json.loads(cli("fixture", "show", str(out), "--json").stdout)
     assert doc["arch"] == arch and doc["memory_bytes"] == 1 << 30 and doc["cpus"] == 2 and doc["messages"]
     if platform == "phyp":
-        names = [r["name"] for r in doc["release_region"]]
-        assert names == ["CPU", "HPTE", "DUMP", "DUMP"]
+        # What the capture kernel prints: offsets, zero lengths, then the reserved remainder.
         lay = resolve_fixture(str(out)).phyp_layout()
-        assert [v for r in doc["release_region"] for v in (r["start"], r["length"])] == list(lay.pairs())
+        assert doc["release_region"] == (f"CPU:0x0-0x0: HPTE:{lay.cpu_len:#x}-0x0: "
+                                         f"DUMP:{lay.cpu_len + lay.hpte_len:#x}-0x0, "
+                                         f"{lay.second_addr:#x}-{lay.second_len:#x}:")
+        # The firmware's areas, labelled as such: the first three pairs of the document's form.
+        assert [a["name"] for a in doc["firmware_areas"]] == ["CPU", "HPTE", "DUMP"]
+        assert [v for a in doc["firmware_areas"] for v in (a["start"], a["length"])] == list(lay.pairs()[:6])
 
 
 def test_new_refuses_to_overwrite(cli, tmp_path: Path) -> None:
@@ -104,7 +108,10 @@ def test_new_refuses_to_overwrite(cli, tmp_path: Path) -> None:
 
 def test_builtin_phyp_show(cli) -> None:
     doc = json.loads(cli("fixture", "show", "phyp-power6", "--json").stdout)
-    assert doc["platform"] == "phyp" and doc["cpus"] == 4 and len(doc["release_region"]) == 4
+    assert doc["platform"] == "phyp" and doc["cpus"] == 4 and len(doc["firmware_areas"]) == 3
+    assert doc["release_region"] == "CPU:0x0-0x0: HPTE:0x10000-0x0: DUMP:0x1010000-0x0, 0x10000000-0xdeff0000:"
+    text = cli("fixture", "show", "phyp-power6").stdout
+    assert f"release_region {doc['release_region']}\n" in text and "(ibm,kernel-dump)" in text
     assert doc["messages"][0] == {"text": "Using pSeries machine description", "ts_nsec": 0}
 
 

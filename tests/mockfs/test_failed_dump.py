@@ -34,10 +34,12 @@ def failed(cli, tmp_path: Path) -> Path:
     return manifest
 
 
-def test_fixture_new_writes_the_status_into_the_manifest(failed: Path) -> None:
+def test_fixture_new_writes_the_status_into_the_manifest(failed: Path, cli) -> None:
     fixture = resolve_fixture(str(failed))
     assert fixture.phyp is not None and fixture.phyp.dump_status == "error"
     assert 'dump_status = "error"' in failed.read_text()
+    doc = json.loads(cli("fixture", "show", str(failed), "--json").stdout)
+    assert doc["release_region"] is None and doc["phyp"]["dump_status"] == "error"
 
 
 def test_the_failed_machine_has_no_dump_and_is_registered_again(failed: Path) -> None:
