@@ -11,6 +11,9 @@ a spec entry, so a new attribute in a spec file gets strategies for free:
 * :func:`sscanf_writes`: writes built from parts, each with the values the
   kernel's ``sscanf`` scans from it (or ``None`` when it scans too few);
 * :func:`property_records`: records of a binary device-tree property;
+* :func:`phyp_layouts` / :func:`release_region_texts`: phyp dump layouts by
+  the kernel's own sizing, and what a real capture kernel's release_region
+  prints for them (offsets, zero lengths, then the reserved remainder);
 * :func:`walks`: lives of a machine, sequences of transitions that apply
   one after the other from a state, with the state each one leads to.
 
@@ -27,6 +30,7 @@ from .kformat import Field
 from .kscan import parse_scanf_format
 from .lifecycle import KernelState, Lifecycle, TransitionRefused
 from .model import AbiFile
+from .phyp import PhypLayout, phyp_layout, shown_pairs
 from .versions import KernelVersion
 
 # Text a %s field may hold: anything printable but NUL (the kernel's strings end there).
@@ -182,6 +186,46 @@ def property_records(entry: AbiFile) -> st.SearchStrategy[tuple[dict[str, int], 
 
     count = st.integers(1, 6) if cells.repeat else st.just(1)
     return st.tuples(record(cells.head), count.flatmap(lambda n: st.lists(record(cells.fields), min_size=n, max_size=n)))
+
+
+_MiB = 1 << 20
+
+
+def _valid_layout(lay: PhypLayout) -> bool:
+    # The firmware's areas lie inside what the capture kernel reserves, with room left above them.
+    return lay.scratch_start >= lay.reserve_start and lay.second_len > 0
+
+
+def phyp_layouts() -> st.SearchStrategy[PhypLayout]:
+    """phyp dump layouts as the kernel sizes them: RAM from 640 MiB to 1 TiB, the firmware's
+    CPU state and HPTE sizes (ibm,configure-kernel-dump-sizes), and now and then the
+    ``phyp_dump_reserve_size=`` boot option."""
+    ram = st.integers(10, 16384).map(lambda n: n * 64 * _MiB)
+    cpu = st.one_of(st.just(0x10000), st.integers(1, 256).map(lambda n: n * 0x1000))
+    hpte = st.one_of(st.sampled_from([0x1000, 0x1000000]), st.integers(1, 1 << 14).map(lambda n: n * 0x1000))
+    option = st.one_of(st.just(0), st.integers(1, 16).map(lambda n: n * 256 * _MiB))
+    return st.builds(phyp_layout, ram, cpu, hpte, option).filter(_valid_layout)
+
+
+def release_region_texts(entry: AbiFile, rebased: bool | None = None) -> st.SearchStrategy[tuple[str, PhypLayout]]:
+    """``(text, layout)``: what a real capture kernel's release_region prints for a drawn layout.
+
+    Not arbitrary values (that is :func:`texts`): the kernel prints its own
+    dump header, the three destinations as offsets (CPU 0, HPTE after the CPU
+    state, DUMP after both; the scratch address added once it registered
+    again, *rebased*, drawn when None) with zero lengths, then the one pair
+    that means anything: the reserved start and the reserved size less the
+    scratch size. *entry* is the spec's release_region.
+    """
+    assert entry.read is not None
+    fields = [f.name for f in entry.read.printf.fields]
+    again = st.booleans() if rebased is None else st.just(rebased)
+
+    def render(lay: PhypLayout, after: bool) -> tuple[str, PhypLayout]:
+        assert entry.read is not None
+        return entry.read.format(dict(zip(fields, shown_pairs(lay, after)))), lay
+
+    return st.tuples(phyp_layouts(), again).map(lambda t: render(*t))
 
 
 def walks(lifecycle: Lifecycle, version: KernelVersion, start: KernelState | None = None,

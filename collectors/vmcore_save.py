@@ -30,9 +30,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from abi_specs import AbiError, builtin_spec
-from abi_specs.phyp import firmware_areas
-
+from .abi_files import RELEASE_REGION, VMCORE, abi_path, detect_platform, no_dump_cause, phyp_ranges, write_attribute
 from .coreinfo import CoreFormatError, CoreLayout, read_core_layout
 from .errors import Failure
 from .progress import Progress
@@ -43,39 +41,7 @@ from .state import STATE_NAME, State, StateError
 PROG = "vmcore-save"
 CHECKPOINT = 64 << 20  # fsync and record progress (and release memory) this often
 
-# The ABI files, by the spec's canonical paths.
-_SPEC = builtin_spec()
-RELEASE_REGION = _SPEC.get("release_region").path
-FADUMP_RELEASE = (_SPEC.get("fadump/release_mem").path, _SPEC.get("fadump_release_mem").path)
-VMCORE = _SPEC.get("vmcore").path
 OUTPUT_NAME = "vmcore"
-
-
-def detect_platform(root: Path) -> tuple[str, Path | None]:
-    """(platform, the file that gives memory back) from the ABI files present."""
-    region = root / RELEASE_REGION.lstrip("/")
-    if region.exists():
-        return "phyp", region
-    for name in FADUMP_RELEASE:
-        path = root / name.lstrip("/")
-        if path.exists():
-            return "fadump", path
-    return "kdump", None
-
-
-def write_attribute(path: Path, text: str) -> None:
-    """One write(2) of *text*, as the kernel's store method expects."""
-    data = text.encode()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            count = os.write(fd, data)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise Failure(f"{path}: writing {text.strip()!r} failed: {exc.strerror}") from None
-    if count != len(data):
-        raise Failure(f"{path}: writing {text.strip()!r} took {count} of {len(data)} bytes")
 
 
 class Collector:
@@ -97,7 +63,7 @@ class Collector:
     # -- small helpers -------------------------------------------------------------------
 
     def abi(self, canonical: str) -> Path:
-        return self.root / canonical.lstrip("/")
+        return abi_path(self.root, canonical)
 
     def warn(self, text: str) -> None:
         if self.progress is not None and self.progress.shown:
@@ -115,7 +81,7 @@ class Collector:
         vmcore = self.abi(VMCORE)
         if not self.out_dir.exists() and not vmcore.exists():
             # Nothing to save and nothing to finish: leave no empty directory behind.
-            raise Failure(self.no_dump(vmcore))
+            raise Failure(no_dump_cause(self.root))
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.dir_fd = os.open(self.out_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -148,7 +114,7 @@ class Collector:
                 self.finish_fadump_release()
                 self.done_message("already complete (release_mem had been written)")
                 return 0
-            raise Failure(self.no_dump(vmcore)) from None
+            raise Failure(no_dump_cause(self.root)) from None
         except OSError as exc:
             raise Failure(f"{vmcore}: cannot open: {exc.strerror}") from None
         try:
@@ -163,26 +129,13 @@ class Collector:
         self.done_message("saved")
         return 0
 
-    def no_dump(self, vmcore: Path) -> str:
-        """Why there is no /proc/vmcore, as precisely as the machine tells."""
-        entry = _SPEC.get("ibm,kernel-dump")
-        header = self.abi(entry.path)
-        try:
-            status = int(entry.cells.unpack(header.read_bytes(), entry.name)["head"]["status"])  # type: ignore[index]
-        except (OSError, AbiError, KeyError, TypeError, ValueError):
-            status = 0
-        if status & entry.constants["status"]["DUMP_ERROR_FLAG"]:
-            return (f"{header}: the firmware flagged the dump as failed (DUMP_ERROR_FLAG): there is no crash dump to "
-                    "save; the kernel registered a new dump area at boot")
-        return f"{vmcore}: no such file: no crash dump to save (not a capture kernel?)"
-
     def collect(self, reader: VmcoreReader) -> None:
         try:
             core = read_core_layout(reader.pread, reader.size)
         except CoreFormatError as exc:
             raise Failure(f"{reader.path}: not an ELF core: {exc}") from None
         reader.page_size = core.page_size
-        ranges, rmr = self.read_ranges() if self.platform == "phyp" else ([], None)
+        ranges, rmr = phyp_ranges(self.root) if self.platform == "phyp" else ([], None)
         self.adopt_state(reader.size, core, ranges)
         self.open_output(reader, core)
         state = self.state
@@ -207,45 +160,6 @@ class Collector:
             if not self.plan.done:
                 held = ", ".join(f"{s:#x} {n:#x}" for s, n in self.plan.held())
                 raise Failure(f"saved everything but could not release {held}")
-
-    def read_ranges(self) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
-        """release_region's (start, length) pairs, parsed by the spec, and the RMR copy."""
-        spec = _SPEC.get("release_region")
-        path = self.abi(RELEASE_REGION)
-        try:
-            text = path.read_bytes()
-            values = spec.read.parse(text)
-        except OSError as exc:
-            raise Failure(f"{path}: cannot read: {exc.strerror}") from None
-        except AbiError as exc:
-            raise Failure(f"{path}: unexpected content: {exc}") from None
-        pairs = [(str(p["name"]), int(p["start"]), int(p["length"])) for p in spec.read.ranges_of(values)]
-        if not all(length for _, _, length in pairs[:3]):
-            # The kernel prints its own header: offsets and zero lengths for the firmware's
-            # areas. Where they really are is in the firmware's header, in the device tree.
-            found = self.firmware_areas()
-            pairs = [(name, *found[name]) if name in found else (name, start, length)
-                     for name, start, length in pairs[:3]] + pairs[3:]
-        ranges = [(start, length) for _, start, length in pairs if length]
-        # The first DUMP pair is the hypervisor's copy of the crashed kernel's low memory.
-        rmr = next(((start, length) for name, start, length in pairs if name == "DUMP" and length), None)
-        return ranges, rmr
-
-    def firmware_areas(self) -> dict[str, tuple[int, int]]:
-        """Where firmware saved the CPU state, the page table and the low memory (ibm,kernel-dump)."""
-        entry = _SPEC.get("ibm,kernel-dump")
-        path = self.abi(entry.path)
-        try:
-            header = entry.cells.unpack(path.read_bytes(), entry.name)
-        except OSError as exc:
-            raise Failure(f"{path}: cannot read the firmware's dump header: {exc.strerror}") from None
-        except AbiError as exc:
-            raise Failure(f"{path}: unexpected content: {exc}") from None
-        found = firmware_areas(header)
-        missing = [n for n in ("CPU", "HPTE", "DUMP") if n not in found]
-        if missing:
-            raise Failure(f"{path}: the firmware's dump header has no {', '.join(missing)} section")
-        return found
 
     def adopt_state(self, size: int, core: CoreLayout, ranges: list[tuple[int, int]]) -> None:
         """Start a new state, or check that the existing one is about this very dump."""

@@ -59,6 +59,19 @@ def test_release_region_is_address_length_pairs() -> None:
     ]
 
 
+@given(drawn=abi_st.release_region_texts(RELEASE))
+def test_what_a_real_kernel_prints_parses_to_offsets_and_the_reserved_remainder(drawn) -> None:
+    text, lay = drawn
+    values = RELEASE.read.parse(text)
+    assert RELEASE.read.format(values) == text
+    cpu, hpte, dump, rest = RELEASE.read.ranges_of(values)
+    base = cpu["start"]
+    assert base in (0, lay.scratch_start)  # the scratch address is added once, at the re-registration
+    assert [(r["start"] - base, r["length"]) for r in (cpu, hpte, dump)] == [
+        (0, 0), (lay.cpu_len, 0), (lay.cpu_len + lay.hpte_len, 0)]
+    assert (rest["start"], rest["length"]) == (lay.reserve_start, lay.reserve_size - lay.scratch_size)
+
+
 @pytest.mark.parametrize(
     ("text", "offset", "expected"),
     [
