@@ -21,6 +21,7 @@ import signal
 import sys
 
 from mockfs.sandbox import rootfs
+from mockfs.sandbox.binds import bind_undoes_seal
 from mockfs.sandbox.processes import kill_and_wait, mount_namespace, namespace_members, start_time
 from mockfs.sandbox.records import write_record
 from mockfs.sandbox.rootfs import SetupError
@@ -34,6 +35,7 @@ from mockfs.sandbox.syscalls import (
     MS_PRIVATE,
     MS_REC,
     die_with_parent,
+    make_readonly_recursive,
     mount,
     sethostname,
     unshare,
@@ -145,7 +147,20 @@ class _Runner:
         mount("abi-harness", self.stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m")
         os.mkdir(self.real_proc)
         mount("/proc", self.real_proc, None, MS_BIND | MS_REC)
-        self.proc_fd = os.open(self.real_proc, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # The program reaches this bind through /proc's links (/proc/1 -> <stage>/proc/1), so it
+        # is read-only all the way down: <stage>/proc/sysrq-trigger and <stage>/proc/sys/* fail
+        # with EROFS instead of reaching the host. (Binds copied from it later stay read-only.)
+        # Only the supervisor writes procfs (its callers' memory), through a clone no path leads to.
+        from mockfs.sandbox.seal import SealError, private_proc_handle
+
+        try:
+            self.proc_fd = private_proc_handle("/proc")
+        except SealError as exc:
+            raise SetupError(f"cannot seal the host's /proc: {exc.strerror}") from None
+        try:
+            make_readonly_recursive(self.real_proc)
+        except OSError as exc:
+            raise SetupError(f"cannot seal the host's /proc read-only under {self.stage}: {exc.strerror}") from None
 
     def start_proc_daemon(self) -> None:
         """Fork the /proc FUSE daemon; it imports mfusepy while we set up the rest."""
@@ -183,8 +198,8 @@ class _Runner:
         if os.path.exists(control):
             self.control_fd = os.open(control, os.O_RDWR | os.O_CLOEXEC)
         for target, source in self.spec["binds"].items():
-            if target == "/proc" or target.startswith("/proc/"):
-                raise SetupError(f"extra_binds target {target} is under /proc, which is not supported")
+            if seal := bind_undoes_seal(target, source):  # checked by the caller too: one check is not a seal
+                raise SetupError(f"extra_binds {source} at {target}: refused, the bind would undo the seal of {seal}")
             if not os.path.isdir(root + os.path.dirname(target)):
                 raise SetupError(f"extra_binds target {target}: {os.path.dirname(target)} does not exist")
             rootfs.bind_into(root, source, target, recursive=os.path.isdir(source))

@@ -259,7 +259,11 @@ def _checked_binds(extra_binds: Mapping[str, str | os.PathLike[str]] | None) -> 
     for target, source in (extra_binds or {}).items():
         if not os.path.isabs(target):
             raise ValueError(f"extra_binds target {target!r} is not absolute")
+        from .binds import bind_undoes_seal
+
         src = os.path.realpath(source)
+        if seal := bind_undoes_seal(target, src):
+            raise NamespaceError(f"extra_binds {src} at {target}: refused, the bind would undo the seal of {seal}")
         if not os.path.exists(src):
             raise NamespaceError(f"extra_binds source {src} does not exist")
         binds[os.path.normpath(target)] = src

@@ -9,8 +9,16 @@ command runs only when all pass, as the very process that passed them (exec).
 * the syscall seal: reboot(2) with bad magic numbers is refused by any real
   kernel before it looks at anything; the seal answers ``ENOTRECOVERABLE``,
   which no real kernel returns for it (nor an orphaned seal, which gives ENOSYS);
-* /proc/sysrq-trigger and /proc/sys are not the host's procfs (statfs);
+* /proc/sysrq-trigger and /proc/sys are not the host's procfs (statfs), or
+  are read-only binds of it (``access(W_OK)`` answers EROFS: nothing is written);
+* every procfs mount in this namespace, and every mount below one, is
+  read-only, and so is the host's procfs the runner keeps under its stage
+  directory (where /proc's links point): writes through
+  ``<stage>/proc/sysrq-trigger``, ``<stage>/proc/sys`` and
+  ``<stage>/proc/self`` fail with EROFS, proved by ``access(W_OK)`` alone;
 * the root file system is not the host's (an overlay).
+
+Run on the host, outside any runner, it makes no system call but reads, and exits 1.
 
 Exit status 1 with one line naming the missing seal, when one is missing.
 """
@@ -18,6 +26,7 @@ Exit status 1 with one line naming the missing seal, when one is missing.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import sys
 
@@ -71,23 +80,86 @@ def fs_type(path: str) -> int | None:
     return int(buf.f_type) & 0xFFFFFFFF
 
 
+def write_refused(path: str) -> bool:
+    """Whether a write to *path* would fail, asked with access(2) so that nothing is written.
+
+    EROFS: its mount is read-only. EACCES: this process may not write it at all
+    (rootless mode: the host's files belong to no one mapped in the user namespace).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    ctypes.set_errno(0)
+    return libc.access(os.fsencode(path), os.W_OK) != 0 and ctypes.get_errno() in (errno.EROFS, errno.EACCES)
+
+
+def _unescape(field: str) -> str:
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def writable_procfs() -> list[str]:
+    """Mount points of procfs, or of anything mounted below procfs, that are not read-only.
+
+    Inside a run only the runner's FUSE /proc and read-only binds of the host's
+    procfs may be there; on the host, /proc itself is listed.
+    """
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = [line.split() for line in f]
+    except OSError as exc:
+        return [f"(mountinfo unreadable: {exc.strerror})"]
+    mounts = []  # (mount point, fstype, per-mount options)
+    for fields in lines:
+        sep = fields.index("-") if "-" in fields else -1
+        if sep < 6 or len(fields) < sep + 2:
+            return ["(mountinfo unparsable)"]
+        mounts.append((_unescape(fields[4]), fields[sep + 1], fields[5].split(",")))
+    procs = [point for point, fstype, _ in mounts if fstype == "proc"]
+
+    def under_proc(point: str) -> bool:
+        return any(point == p or point.startswith(p.rstrip("/") + "/") for p in procs)
+
+    return [point for point, _, options in mounts if under_proc(point) and "ro" not in options]
+
+
+def stage_proc() -> str | None:
+    """The host procfs the runner keeps for /proc's links (``/proc/PID -> <stage>/proc/PID``), or None."""
+    try:
+        target = os.readlink(f"/proc/{os.getpid()}")
+    except OSError:
+        return None  # a real procfs: the pid entries are directories
+    return os.path.dirname(target) if os.path.isabs(target) else None
+
+
 def problems() -> list[str]:
     """What is not sealed (empty when everything is)."""
     out = []
-    arch, nr = _reboot_number()
-    if nr is None:
-        out.append(f"no reboot(2) number for {arch}: cannot prove the syscall seal")
+    stage = stage_proc()
+    if stage is None:
+        # Not inside a runner: say so, and make no system call at all (the probe only reads here).
+        out.append("/proc is not the runner's (its pid entries do not link into the runner's stage)")
     else:
-        got = raw_syscall(nr, *PROBE_REBOOT)
-        if got != -PROBE_ERRNO:
-            why = os.strerror(-got) if got < 0 else f"returned {got}"
-            out.append(f"the syscall seal is missing (the probe reboot(2) got: {why})")
+        out.extend(_syscall_seal())
+        for name in ("sysrq-trigger", "sys/kernel/panic_on_oops", "self/comm"):
+            if os.path.lexists(f"{stage}/{name}") and not write_refused(f"{stage}/{name}"):
+                out.append(f"{stage}/{name} (the host's procfs) is writable")
     for path in ("/proc/sysrq-trigger", "/proc/sys"):
-        if fs_type(path) == PROC_SUPER_MAGIC:
-            out.append(f"{path} is the host's procfs")
+        if fs_type(path) == PROC_SUPER_MAGIC and not write_refused(path):
+            out.append(f"{path} is the host's procfs, writable")
+    for point in writable_procfs():
+        out.append(f"the procfs mount at {point} is writable")
     if fs_type("/") != OVERLAYFS_SUPER_MAGIC:
         out.append("the root file system is not the run's overlay")
     return out
+
+
+def _syscall_seal() -> list[str]:
+    arch, nr = _reboot_number()
+    if nr is None:
+        return [f"no reboot(2) number for {arch}: cannot prove the syscall seal"]
+    got = raw_syscall(nr, *PROBE_REBOOT)
+    if got != -PROBE_ERRNO:
+        why = os.strerror(-got) if got < 0 else f"returned {got}"
+        return [f"the syscall seal is missing (the probe reboot(2) got: {why})"]
+    return []
 
 
 def main(argv: list[str] | None = None) -> int:

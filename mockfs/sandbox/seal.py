@@ -45,6 +45,8 @@ I386_KILL = (283, 88, 128, 350, 129, 264, 404, 343, 405, 79, 25, 124, 87, 115)
 
 _SYS_SECCOMP = 317
 _SYS_PIDFD_GETFD = 438
+_SYS_OPEN_TREE = 428  # one number on every architecture
+_OPEN_TREE_CLONE, _OPEN_TREE_CLOEXEC, _AT_RECURSIVE, _AT_FDCWD = 1, os.O_CLOEXEC, 0x8000, -100
 _SECCOMP_SET_MODE_FILTER = 1
 _FLAG_NEW_LISTENER = 1 << 3
 _FLAG_WAIT_KILLABLE_RECV = 1 << 5  # Linux 5.19: a signal cannot restart a call being answered
@@ -152,6 +154,19 @@ def take_fd(pidfd: int, fd: int) -> int:
     got = raw_syscall(_SYS_PIDFD_GETFD, pidfd, fd, 0)
     if got < 0:
         raise SealError(-got, f"pidfd_getfd: {os.strerror(-got)}")
+    return got
+
+
+def private_proc_handle(path: str = "/proc") -> int:
+    """A writable handle on procfs that no path leads to: a detached clone of the mount at *path*.
+
+    The supervisor writes its callers' memory (``/proc/PID/mem``) through it,
+    while every procfs path the program can name is read-only (open_tree, Linux 5.2+).
+    """
+    name = ctypes.create_string_buffer(os.fsencode(path))  # kept alive across the call
+    got = raw_syscall(_SYS_OPEN_TREE, _AT_FDCWD, ctypes.addressof(name), _OPEN_TREE_CLONE | _OPEN_TREE_CLOEXEC | _AT_RECURSIVE)
+    if got < 0:
+        raise SealError(-got, f"open_tree({path}): {os.strerror(-got)}")
     return got
 
 

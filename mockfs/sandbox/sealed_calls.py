@@ -42,7 +42,11 @@ class Caller:
         self.pidfd = raw_syscall(_SYS_PIDFD_OPEN, note.pid, 0)
         self.comm = self._proc_text(proc_fd, "comm").strip() or "?"
         self.argv = [a for a in self._proc_text(proc_fd, "cmdline").split("\0") if a]
-        self.check()
+        try:
+            self.check()
+        except Gone:
+            self.close()
+            raise
 
     def _proc_text(self, proc_fd: int, name: str) -> str:
         try:
@@ -163,7 +167,12 @@ def answer(note: Notification, control_fd: int, proc_fd: int, events: list[str])
         return False
     try:
         caller = Caller(note, proc_fd)
-    except (Gone, OSError):
+    except Gone:
+        return False
+    except OSError as exc:
+        # Its memory cannot be read (say, ptrace is forbidden): the caller must not wait forever.
+        note.answer(0, errno.EPERM)
+        events.append(f"{call} by pid {note.pid}: refused (the seal cannot read the caller: {exc.strerror})")
         return False
     try:
         request = _request(call, note, caller)

@@ -203,7 +203,7 @@ def test_sysctls_are_the_machines(tmp_path: Path) -> None:
     host_value = Path("/proc/sys/kernel/panic_on_oops").read_text()
     flipped = "0" if host_value.strip() == "1" else "1"
     out = tmp_path / "out"
-    result = machine.run(["sh", "-c", f"cat /proc/sys/kernel/panic_on_oops > {out}/first; "
+    result = machine.run([*SEALED, "sh", "-c", f"cat /proc/sys/kernel/panic_on_oops > {out}/first; "
                           f"sysctl -q -w kernel.panic_on_oops={flipped}; sysctl -w kernel.panic=10 >/dev/null"],
                          output=out)
     assert result.returncode == 0
@@ -229,7 +229,7 @@ def test_the_rest_is_sealed(tmp_path: Path) -> None:
         f"stat -f -c %T / > {out}/root",
         "echo written-inside > /etc/abi-harness-test-file",
     ])
-    result = machine.run(["sh", "-c", script], output=out)
+    result = machine.run([*SEALED, "sh", "-c", script], output=out)  # the writes only after the probe
     assert result.returncode == 0
     assert (out / "power").read_text() == "ro\n"
     assert not (out / "w").exists()

@@ -24,7 +24,7 @@ from mockfs.sandbox.cleanup import cleanup
 from mockfs.sandbox.namespace import run_in_namespace
 from mockfs.sandbox.processes import namespace_members
 
-from ..support import REPO, token_holders, wait_until
+from ..support import REPO, SEALED, token_holders, wait_until
 from .tiny_fuse_mock import RELEASE_REGION, VMCORE
 
 # A developer without root may skip these; CI (CI=true) runs as root and must never skip them.
@@ -255,7 +255,9 @@ def test_mock_without_proc_still_seals_proc(tmp_path: Path, token: str, runtime:
     script = ("stat -f -c %T /proc/meminfo /proc/self/status; test -e /proc/vmcore || echo no-vmcore;"
               "echo 1 2>/dev/null > /proc/sys/kernel/panic_on_oops || echo sysctl-refused;"
               "echo h 2>/dev/null > /proc/sysrq-trigger || echo sysrq-refused")
-    r = _sh(bare, script, token, runtime)
+    # The writes run only after the probe proved, in this very run, that they cannot reach the host.
+    r = run_in_namespace(bare, [*SEALED, "bash", "-c", script], env=dict(os.environ, ABI_TEST_TOKEN=token),
+                         runtime_dir=runtime, capture_output=True, text=True, timeout=60)
     assert r.stdout.split() == ["proc", "proc", "no-vmcore", "sysctl-refused", "sysrq-refused"], r.stderr
 
 
