@@ -222,6 +222,10 @@ def _make_output(output: str | Path | None) -> Path | None:
     if output is None:
         return None
     out = Path(output).resolve()
+    from mockfs.sandbox.binds import undone_seal
+
+    if seal := undone_seal(out):  # the output is bound over the sealed root at its own path
+        raise RunError(f"--output {output}: refused, a bind there would undo the seal of {seal}")
     if not out.exists():
         out.mkdir(parents=True, mode=0o700)
         os.chmod(out, 0o700)
