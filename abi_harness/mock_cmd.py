@@ -106,7 +106,7 @@ def add_fault_option(p: argparse.ArgumentParser) -> None:
                    help="inject a fault (repeatable): eio:START-END (reads of those vmcore bytes fail with EIO), "
                    "short:N (each read returns at most N bytes), delay:MS (each read waits MS milliseconds), "
                    "kill-after:N (the reader's command is killed, once, when N bytes were read), enospc:SIZE (the "
-                   "output directory holds SIZE bytes); sizes take K, M, G")
+                   "output directory has SIZE bytes free; what is in it stays); sizes take K, M, G")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@
 ``short:N``         every read of /proc/vmcore returns at most N bytes
 ``delay:MS``        every read of /proc/vmcore first sleeps MS milliseconds
 ``kill-after:N``    the reading process is killed (SIGKILL) once N bytes were read
-``enospc:SIZE``     the output directory holds at most SIZE bytes (``abi-harness run``)
+``enospc:SIZE``     the output directory has SIZE bytes free; its files stay (``abi-harness run``)
 ==================  =========================================================
 
 Numbers take ``0x`` hex and K/M/G/T (binary) suffixes.

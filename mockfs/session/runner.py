@@ -34,6 +34,7 @@ from mockfs.sandbox import syscalls
 from mockfs.sandbox.scratch import Scratch
 
 from .machines import MachineDir
+from .output_limit import limit_output
 
 #: Exit status of ``abi-harness run`` when the program succeeded but broke the ABI's contract.
 EXIT_VIOLATIONS = 3
@@ -110,16 +111,6 @@ class RunResult:
                 "machine": self.machine}
 
 
-def _limit_output(output: Path, size: int, keep: Path) -> None:
-    """Put a tmpfs of *size* bytes over *output*; the real directory stays reachable at *keep*."""
-    keep.mkdir(parents=True, exist_ok=True)
-    try:
-        syscalls.mount(output, keep, None, syscalls.MS_BIND)
-        syscalls.mount("tmpfs", output, "tmpfs", 0, f"size={size},mode=0700")
-    except OSError as exc:
-        raise RunError(f"cannot limit {output} to {size} bytes: {exc.strerror}") from None
-
-
 def _program_runs(mock: Any, argv: list[str], machine: MachineDir, env: Mapping[str, str] | None,
                   binds: dict[str, str | Path], timeout: float | None, faults: FaultPlan,
                   rerun_killed: bool, stdout: int | None = None) -> tuple[list[int], list[str]]:
@@ -171,9 +162,12 @@ def _supervise(argv: list[str], machine: MachineDir, output: Path | None, workdi
         raise RunError(f"cannot create a user namespace as an ordinary user: {exc.strerror} (run as root, or allow "
                        "unprivileged user namespaces: sysctls user.max_user_namespaces, "
                        "kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns)") from None
-    keep = workdir / "output-real"
-    if faults.enospc and output is not None:
-        _limit_output(output, faults.enospc, keep)
+    limit = None
+    if faults.enospc and output is not None:  # the real directory, with only that much room (see output_limit)
+        try:
+            limit = limit_output(output, faults.enospc, workdir / "output-limit.log")
+        except OSError as exc:
+            raise RunError(exc.strerror or str(exc)) from None
     binds: dict[str, str | Path] = dict(extra_binds or {})
     if output is not None:
         binds.setdefault(str(output), output)  # the dump goes to the host, through the sealed root
@@ -185,8 +179,8 @@ def _supervise(argv: list[str], machine: MachineDir, output: Path | None, workdi
             codes, seal = _program_runs(mock, argv, machine, env, binds, timeout, faults, rerun_killed, stdout)
         finally:
             report = mock.stop()
-    if faults.enospc and output is not None:
-        shutil.copytree(output, keep, dirs_exist_ok=True, symlinks=True)
+    if limit is not None:
+        limit.stop()
     return {"returncodes": codes, "report": report, "seal": seal,
             "machine": MachineDir.open(machine.path).describe()}
 
