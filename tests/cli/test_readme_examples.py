@@ -22,9 +22,13 @@ def sh_block(after: str) -> str:
 
 
 def test_whole_life_example(tmp_path: Path) -> None:
-    """Arm with kdump-config, crash, save, verify, reboot, arm again: the README's commands, unchanged."""
+    """Arm with kdump-config, crash, save, verify, reboot, arm again: the README's commands, kdump-config behind the probe."""
     before = host_snapshot()
     script = sh_block("## The whole life of a machine")
+    # kdump-config load runs kexec: each run of it proves the seals first, inside that same run.
+    probe = f" -- {sys.executable} -m mockfs.sandbox.probe -- kdump-config "
+    assert script.count(" -- kdump-config ") == 3, script
+    script = script.replace(" -- kdump-config ", probe)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     proc = subprocess.run(["sh", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
