@@ -28,7 +28,7 @@ _EXPORTS = {
     "SpecFileError": ".errors",
     "WriteRejected": ".errors",
     "AbiFile": ".model",
-    "Platform": ".model",
+    "Platform": ".platform",
     "Spec": ".model",
     "builtin_spec": ".specfile",
     "load_spec_file": ".specfile",

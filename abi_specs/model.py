@@ -1,4 +1,7 @@
-"""The spec's vocabulary: platforms, sysfs/procfs files and their formats.
+"""The spec's vocabulary: sysfs/procfs files, their formats, and the spec as a whole.
+
+The platforms and sysfs generations are in :mod:`abi_specs.platform`, the
+rules of /proc/vmcore's ELF core in :mod:`abi_specs.core_rules`.
 
 These are plain frozen dataclasses built by :mod:`abi_specs.specfile` from TOML.
 Everything that reads or writes an ABI file (the mock, the checker, the
@@ -8,67 +11,20 @@ strategies, the documentation renderer) works from these objects.
 from __future__ import annotations
 
 import errno as _errno
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .arches import Arch
+from .core_rules import CoreFormat
 from .devicetree import CellLayout
 from .errors import WriteRejected, show_text
 from .kformat import PrintfFormat
 from .kscan import KSTRTOX, KstrtoxError, c_string, kernel_sscanf
 from .lifecycle import KernelState, Lifecycle
+from .platform import Platform, SysfsEra
 from .versions import KernelVersion
 
-# The syntax of a VMCOREINFO value, by the name the spec gives it.
-INFO_VALUE_PATTERNS = {
-    "text": r"[^\n]*",
-    "dec": r"0|[1-9][0-9]*",
-    "sdec": r"0|-?[1-9][0-9]*",
-    "hex": r"[0-9a-f]+",
-    "y": r"y",
-}
 STABILITIES = ("stable", "testing", "obsolete", "removed")
-
-
-@dataclass(frozen=True)
-class SysfsEra:
-    """How the sysfs of a kernel generation hands writes to store(); every attribute's st_size is PAGE_SIZE."""
-
-    name: str  # "sysfs-2.6" or "kernfs"
-    title: str
-    since: str  # first kernel version of this era
-    store_slack: int  # store() sees at most PAGE_SIZE - store_slack bytes; longer writes are cut
-    empty_write: int  # what write(2) of 0 bytes returns (store() is not called)
-
-    def write_limit(self, page_size: int) -> int:
-        """Longest write the store method sees; longer writes are cut to this."""
-        return page_size - self.store_slack
-
-
-@dataclass(frozen=True)
-class Platform:
-    """A dump mechanism (phyp, fadump, kdump) and the kernel generation it lives in."""
-
-    name: str
-    title: str
-    arches: tuple[str, ...]
-    default_arch: str
-    states: dict[str, str]
-    description: str
-    layout: dict[str, int]  # sizing constants of the dump areas (see abi_specs.phyp, abi_specs.fadump)
-    kernels: tuple[str, str] = ("2.6.0", "")  # [first, end) kernel versions that have the platform
-    default_kernel: str = "5.15.0"  # what a new machine runs unless told otherwise
-
-    def in_kernel(self, version: KernelVersion) -> bool:
-        """Whether a kernel of *version* has this dump mechanism."""
-        first, end = self.kernels
-        return KernelVersion.parse(first) <= version and (not end or version < KernelVersion.parse(end))
-
-    def kernel_range(self) -> str:
-        """The kernels that have it, in words: ``2.6.26 to 3.3`` or ``3.4 and later``."""
-        first, end = self.kernels
-        return f"{first} and later" if not end else f"{first} up to (not including) {end}"
 
 
 @dataclass(frozen=True)
@@ -198,54 +154,6 @@ class Quirk:
         inside = any(KernelVersion.parse(lo) <= version and (not hi or version < KernelVersion.parse(hi))
                      for lo, hi in self.kernels)
         return self.default if inside else not self.default
-
-
-@dataclass(frozen=True)
-class InfoKey:
-    """One family of VMCOREINFO keys (a regular expression) and its value syntax."""
-
-    key: str
-    value: str  # a key of INFO_VALUE_PATTERNS
-
-    def matches(self, key: str) -> bool:
-        return re.fullmatch(self.key, key) is not None
-
-    def value_ok(self, value: str) -> bool:
-        return re.fullmatch(INFO_VALUE_PATTERNS[self.value], value) is not None
-
-
-@dataclass(frozen=True)
-class NoteKind:
-    """A kind of ELF note /proc/vmcore carries: its name, type and what it holds."""
-
-    name: str
-    type: int
-    type_name: str
-    what: str
-
-
-@dataclass(frozen=True)
-class CoreFormat:
-    """The rules of an ELF core as /proc/vmcore serves it."""
-
-    arches: dict[str, Arch]
-    notes: tuple[NoteKind, ...]
-    vmcoreinfo: tuple[InfoKey, ...]
-
-    def info_rule(self, key: str) -> InfoKey | None:
-        """The first VMCOREINFO rule whose key pattern matches *key*."""
-        return next((r for r in self.vmcoreinfo if r.matches(key)), None)
-
-    def note(self, type_name: str) -> NoteKind:
-        """The note kind called *type_name* (``NT_PRSTATUS``, ``VMCOREINFO``, ``NT_VMCOREDD``)."""
-        for kind in self.notes:
-            if type_name in (kind.type_name, kind.name):
-                return kind
-        raise KeyError(f"no note kind {type_name!r} (known: {', '.join(k.type_name for k in self.notes)})")
-
-    def arch_of(self, e_machine: int, byteorder: str) -> str | None:
-        """The arch whose cores carry *e_machine* in *byteorder*."""
-        return next((a.name for a in self.arches.values() if a.e_machine == e_machine and a.byteorder == byteorder), None)
 
 
 @dataclass(frozen=True)

@@ -10,25 +10,22 @@ import errno as _errno
 from typing import Any
 
 from .arches import Arch
+from .core_rules import INFO_VALUE_PATTERNS, CoreFormat, InfoKey, NoteKind
 from .devicetree import CellLayout
 from .kformat import PrintfFormat
 from .kscan import KSTRTOX, parse_scanf_format
 from .lifecycle import STATES, Lifecycle
 from .model import (
     CONDITIONS,
-    INFO_VALUE_PATTERNS,
     STABILITIES,
     AbiFile,
     ByteRange,
-    CoreFormat,
     ErrorRule,
-    InfoKey,
-    NoteKind,
-    Platform,
     Quirk,
     ReadFormat,
     WriteFormat,
 )
+from .platform import Platform
 from .tomlreader import TableReader
 from .versions import KernelVersion
 

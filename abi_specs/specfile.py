@@ -19,7 +19,8 @@ from typing import Any
 from .arches import Arch, prstatus_layout
 from .errors import SpecFileError
 from .lifecycle import REARM_WAYS, STATES, Lifecycle, SetValue, Transition
-from .model import AbiFile, Platform, Spec, SysfsEra
+from .model import AbiFile, Spec
+from .platform import Platform, SysfsEra
 from .spec_entries import KINDS, load_entry
 from .tomlreader import TableReader, parse_toml
 from .versions import KernelVersion

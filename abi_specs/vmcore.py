@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from .core_rules import CoreFormat
 from .corehead import CoreHead, open_elf, read_core_head
 from .elf import EHDR_SIZE, PHDR_SIZE, machine_name, machine_number
 from .errors import CoreError
-from .model import CoreFormat
 from .vmcore_layout import VmcoreLayout, round_up
 
 _PAGE_SIZES = [1 << s for s in range(12, 31)]
