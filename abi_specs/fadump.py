@@ -2,7 +2,9 @@
 
 A pure model of arch/powerpc/kernel/fadump.c and platforms/pseries/rtas-fadump.c
 as they changed over the kernel's history. The constants live in
-``[platforms.fadump.layout]`` of ``specs/platforms.toml``; the eras are:
+``[platforms.fadump.layout]`` of ``specs/platforms.toml``, the first kernel of
+each era in ``[platforms.fadump.eras]`` and the boot message in
+``[platforms.fadump.messages]``; the eras are:
 
 * boot memory (fadump_calculate_reserve_size): 5 % of RAM rounded down to
   256 MiB, at least RTAS_FADUMP_MIN_BOOT_MEM (320 MiB); page aligned;
@@ -14,7 +16,7 @@ as they changed over the kernel's history. The constants live in
 * mem_reserved (get_fadump_area_size) is, with c the CPU state size, h the
   HPTE size, b the boot memory, f the crash info header, e and p the ELF and
   program header sizes and n the memory regions:
-  - 5.7 to 5.18: PAGE_ALIGN(c + h + b + f + e + p * (n + 3));
+  - before 5.19: PAGE_ALIGN(c + h + b + f + e + p * (n + 3));
   - 5.19 to 6.9: PAGE_ALIGN(PAGE_ALIGN(c + h) + b + f + e + p * (n + 3));
   - 6.10 and later: PAGE_ALIGN(c + h) + b + f (the capture kernel builds the
     ELF header itself since 6.10), not page aligned.
@@ -27,9 +29,10 @@ from dataclasses import dataclass
 from .specfile import builtin_spec
 from .versions import KernelVersion
 
-#: The first kernels of each era of the layout (see the module docstring).
-ALIGNED_DESTINATION = KernelVersion(5, 19)
-NO_ELF_HEADER = KernelVersion(6, 10)
+
+def _era(name: str) -> KernelVersion:
+    """The first kernel of the fadump era *name* (see the module docstring), from the spec."""
+    return builtin_spec().platforms["fadump"].era(name)
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,9 @@ def mem_reserved(version: KernelVersion, boot: int, cpu: int, hpte: int, regions
     rule = builtin_spec().platforms["fadump"].layout
     header = rule["crash_info_header"]
     elf = rule["elf_header"] + rule["program_header"] * (regions + 3)
-    if version >= NO_ELF_HEADER:
+    if version >= _era("no_elf_header"):
         return _page_align(cpu + hpte, page) + boot + header
-    if version >= ALIGNED_DESTINATION:
+    if version >= _era("aligned_destination"):
         return _page_align(_page_align(cpu + hpte, page) + boot + header + elf, page)
     return _page_align(cpu + hpte + boot + header + elf, page)
 
@@ -88,14 +91,12 @@ def fadump_areas(ram_size: int, version: KernelVersion, page: int, cpu: int = 0x
 def boot_destination(reserve_start: int, cpu: int, hpte: int, version: KernelVersion, page: int) -> int:
     """Where firmware copies boot memory: after the CPU state and the HPTE, page aligned since 5.19."""
     dest = reserve_start + cpu + hpte
-    return _page_align(dest, page) if version >= ALIGNED_DESTINATION else dest
+    return _page_align(dest, page) if version >= _era("aligned_destination") else dest
 
 
 def reservation_log_line(version: KernelVersion, reserve_size: int, reserve_start: int, ram_size: int) -> str:
     """The production kernel's boot message about the reservation (fadump_reserve_mem)."""
     mib = 1 << 20
-    if version >= KernelVersion(5, 5):
-        return (f"fadump: Reserved {reserve_size // mib}MB of memory at {reserve_start:#016x} "
-                f"(System RAM: {ram_size // mib}MB)")
-    return (f"fadump: Reserved {reserve_size // mib}MB of memory at {reserve_start // mib}MB for firmware-assisted "
-            f"dump (System RAM: {ram_size // mib}MB)")
+    return builtin_spec().platforms["fadump"].message(
+        "reserved", version, size_mib=reserve_size // mib, start=reserve_start, start_mib=reserve_start // mib,
+        ram_mib=ram_size // mib)

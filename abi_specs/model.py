@@ -284,11 +284,13 @@ class Spec:
     def notable_versions(self, platform: str) -> list[KernelVersion]:
         """The kernel versions at which something of *platform* changes, by the spec's own data.
 
-        Every version a file, a quirk or the lifecycle names, kept inside the
-        kernels that have the platform: the versions worth testing a tool on.
+        Every version a file, a quirk, the lifecycle or the platform's layout
+        eras and messages name, kept inside the kernels that have the platform:
+        the versions worth testing a tool on.
         """
         plat = self.platforms[platform]
-        texts = {plat.kernels[0], plat.default_kernel}
+        texts = {plat.kernels[0], plat.default_kernel, *plat.eras.values()}
+        texts |= {since for pairs in plat.messages.values() for since, _ in pairs}
         for f in self.files:
             if platform in f.platforms:
                 texts |= {f.kernel_version, f.removed, f.link_since, *f.since.values()}

@@ -46,7 +46,8 @@ def _sysfs(r: TableReader, name: str) -> SysfsEra:
 
 
 def _platform(r: TableReader, name: str, arches: dict[str, Arch]) -> Platform:
-    r.check_keys({"title", "arches", "default_arch", "description", "states", "layout", "kernels", "default_kernel"})
+    r.check_keys({"title", "arches", "default_arch", "description", "states", "layout", "kernels", "default_kernel",
+                  "eras", "messages"})
     states = r.get("states", dict, required=True)
     bad = sorted(set(states) - set(STATES))
     if bad:
@@ -68,7 +69,33 @@ def _platform(r: TableReader, name: str, arches: dict[str, Arch]) -> Platform:
         description=r.string("description", "").strip(),
         layout={k: layout.size(k) for k in layout.table},
         **_kernels(r),
+        **_eras(r),
     )
+
+
+def _version_text(r: TableReader, key: str, text: str) -> str:
+    try:
+        KernelVersion.parse(text)
+    except ValueError as exc:
+        raise r.fail(key, str(exc)) from None
+    return text
+
+
+def _eras(r: TableReader) -> dict[str, Any]:
+    """``[eras]`` (name = first kernel) and ``[messages]`` (name = [{since, format}, ...], oldest first)."""
+    eras_table = r.sub("eras")
+    eras = {k: _version_text(eras_table, k, eras_table.string(k, required=True)) for k in eras_table.table}
+    messages: dict[str, tuple[tuple[str, str], ...]] = {}
+    texts = r.sub("messages")
+    for name in texts.table:
+        pairs = []
+        for item in texts.items(name):
+            item.check_keys({"since", "format"})
+            pairs.append((_version_text(item, "since", item.string("since", required=True)),
+                          item.string("format", required=True)))
+        pairs.sort(key=lambda p: KernelVersion.parse(p[0]))
+        messages[name] = tuple(pairs)
+    return {"eras": eras, "messages": messages}
 
 
 def _kernels(r: TableReader) -> dict[str, Any]:
