@@ -301,7 +301,8 @@ class LiveMachine:
                 "armed": self.lifecycle.is_armed(state.kernel),
                 "read_ranges": judged["read_ranges"],
                 "bytes_read": judged["bytes_read"],
-                "releases": list(state.releases),
+                "releases": list(state.releases),  # the first MAX_RELEASES
+                "release_count": state.release_count,
                 "vmcore_present": state.dump_active,
                 "reregistered": state.kernel["registered"] and state.kernel.kernel == "capture",
                 "events": state.events[self._first_event:],

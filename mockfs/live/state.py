@@ -20,6 +20,8 @@ from abi_specs.phyp import ReleaseCounters
 
 #: Events kept with their details; later ones are only counted.
 MAX_EVENTS = 500
+#: Releases of one dump kept with their details; later ones are only counted (a fuzzer writes thousands).
+MAX_RELEASES = 1000
 
 
 @dataclass
@@ -34,7 +36,8 @@ class MachineState:
     sysctls: dict[str, str] = field(default_factory=dict)  # /proc/sys writes, by path under /proc/sys
     counters: ReleaseCounters = field(default_factory=ReleaseCounters)  # phyp: freed so far
     freed: IntervalSet = field(default_factory=IntervalSet)  # source bytes of this dump given back
-    releases: list[dict[str, object]] = field(default_factory=list)  # every release of this dump, in order
+    releases: list[dict[str, object]] = field(default_factory=list)  # the first MAX_RELEASES of this dump, in order
+    release_count: int = 0  # every release of this dump, kept or not
     dump: int = 0  # how many dumps this machine has held (1 for a machine that starts in capture)
     events: list[dict[str, Any]] = field(default_factory=list)
     event_count: int = 0
@@ -51,12 +54,19 @@ class MachineState:
             self.events.append(entry)
         return entry
 
+    def record_release(self, record: dict[str, object]) -> None:
+        """Count a release of this dump; keep its details while there is room."""
+        self.release_count += 1
+        if len(self.releases) < MAX_RELEASES:
+            self.releases.append(record)
+
     def new_dump(self) -> None:
         """A crash left a new dump: nothing of it was released yet."""
         self.dump += 1
         self.counters = ReleaseCounters()
         self.freed = IntervalSet()
         self.releases = []
+        self.release_count = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +79,7 @@ class MachineState:
             "counters": {"reserved": self.counters.reserved, "scratch": self.counters.scratch},
             "freed": [list(r) for r in self.freed],
             "releases": list(self.releases),
+            "release_count": self.release_count,
             "dump": self.dump,
             "events": list(self.events),
             "event_count": self.event_count,
@@ -87,6 +98,7 @@ class MachineState:
             counters=ReleaseCounters(**doc.get("counters", {})),
             freed=IntervalSet((int(a), int(b)) for a, b in doc.get("freed", [])),
             releases=list(doc.get("releases", [])),
+            release_count=int(doc.get("release_count", len(doc.get("releases", [])))),
             dump=int(doc.get("dump", 0)),
             events=list(doc.get("events", [])),
             event_count=int(doc.get("event_count", 0)),

@@ -19,10 +19,6 @@ if TYPE_CHECKING:
 
 Values = dict[str, int | str]
 
-#: What each SysRq key does to the machine (drivers/tty/sysrq.c); other keys change nothing here.
-SYSRQ_ACTIONS = {"c": "crash", "b": "reboot", "o": "reboot"}
-
-
 def check_state(machine: LiveMachine, entry: AbiFile, name: str) -> None:
     """Refusals that come before the value is even parsed, as the kernel checks them."""
     state = machine.state
@@ -58,7 +54,7 @@ def release_region(machine: LiveMachine, entry: AbiFile, values: Values, writer:
                "frames_freed": frames, "counters": {"reserved": effect.counters.reserved,
                                                     "scratch": effect.counters.scratch},
                "reregistered": effect.reregistered}
-    state.releases.append(record)
+    state.record_release(record)
     machine.write_detail = {k: record[k] for k in ("frames_freed", "pages", "counters", "reregistered")}
 
 
@@ -70,7 +66,7 @@ def release_mem(machine: LiveMachine, entry: AbiFile, values: Values, writer: in
         areas = fixture.fadump_areas()
         state.freed.add(areas.reserve_start, areas.reserve_start + areas.reserve_size)
     state.freed.add(0, fixture.ram_end)
-    state.releases.append({"release_mem": 1})
+    state.record_release({"release_mem": 1})
 
 
 def registered(machine: LiveMachine, entry: AbiFile, values: Values, writer: int) -> None:
@@ -107,7 +103,7 @@ def sysrq_trigger(machine: LiveMachine, entry: AbiFile, values: Values, writer: 
     text = str(values["keys"])
     keys = text[1:] if text.startswith("_") else text[:1]
     for key in keys:
-        action = SYSRQ_ACTIONS.get(key)
+        action = entry.actions.get(key)  # the spec's: which transition the key fires
         machine.state.event("sysrq", key=key, pid=writer)
         if action:
             machine.fire(action, by=f"sysrq {key}")

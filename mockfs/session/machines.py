@@ -186,7 +186,7 @@ class MachineDir:
             "bootargs": state.bootargs,
             "sysctls": dict(state.sysctls),
             "dumps": state.dump,
-            "released": len(state.releases),
+            "released": state.release_count,
             "runs": self.doc.get("runs", 0),
             "events": state.events,
         }

@@ -62,11 +62,12 @@ def render_report(result: RunResult) -> str:
     lines.append(f"  read: {format_size(int(r.get('bytes_read', 0)))} of crashed memory in {plural(len(ranges), 'range')}")
     releases = r.get("releases", [])
     if releases:
-        lines.append(f"  released: {plural(len(releases), 'write')}")
-        shown = releases if len(releases) <= 12 else [*releases[:6], None, *releases[-6:]]
+        count = int(r.get("release_count", len(releases)))  # beyond the kept details, only counted
+        lines.append(f"  released: {plural(count, 'write')}")
+        shown = releases if count <= 12 else [*releases[:6], None, *releases[-6:]]
         for rel in shown:
             if rel is None:
-                lines.append(f"    ... {len(releases) - 12} more")
+                lines.append(f"    ... {count - 12} more")
             elif "release_mem" in rel:
                 lines.append("    release_mem: all reserved memory, /proc/vmcore removed")
             else:

@@ -102,3 +102,43 @@ def test_enospc_counts_only_new_bytes_and_sigkill_keeps_everything(tmp_path: Pat
     assert data[len(old):] == old[:MiB]  # and what the program wrote stays, to the last byte that fitted
     assert (log / "avail").read_text().strip() == "0"
     assert str(tmp_path) not in Path("/proc/mounts").read_text()  # the view lived in the run's namespace only
+
+
+# -- bounded memory ------------------------------------------------------------------------------
+
+
+def test_release_records_stay_bounded_with_exact_counts() -> None:
+    """6000 release_region writes: the details stop at the cap, the counts and the freed memory stay exact."""
+    from abi_specs import builtin_spec
+    from mockfs.dumps.served import open_image
+    from mockfs.live import LiveMachine
+    from mockfs.live.state import MAX_RELEASES, MachineState
+
+    machine = LiveMachine(open_image(PHYP))
+    entry = builtin_spec().get("release_region")
+    areas = machine.areas
+    assert areas is not None
+    step = areas.page_size
+    pieces = (areas.reserve_end - areas.reserve_start) // step
+    writes = 6000
+    for i in range(writes):  # the whole reserved area piece by piece, then again from the start
+        start = areas.reserve_start + (i % pieces) * step
+        machine.write_file(entry, f"{start:#x} {step:#x}".encode())
+    summary = machine.summary()
+    assert writes > MAX_RELEASES
+    assert len(summary["releases"]) == MAX_RELEASES  # type: ignore[arg-type]
+    assert summary["release_count"] == writes
+    assert machine.state.freed.total() >= areas.reserve_end - areas.reserve_start - step  # all of it given back
+    again = MachineState.from_dict(json.loads(json.dumps(machine.state.to_dict())))
+    assert again.release_count == writes and len(again.releases) == MAX_RELEASES
+    overlaps = summary["violation_counts"]["release-overlap"]  # type: ignore[index]
+    assert overlaps == writes - pieces  # the second pass overlaps the first, every write counted
+
+
+def test_pytest_keeps_tmp_path_of_failed_tests_only() -> None:
+    import tomllib
+
+    from ..support import REPO
+
+    options = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert options["tmp_path_retention_policy"] == "failed"
