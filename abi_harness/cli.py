@@ -15,10 +15,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from abi_specs import AbiError, Spec, builtin_spec, load_spec_file
+from abi_specs.errors import AbiError
 
-from . import conform_cmd, fixture_cmd, machine_cmd, mock_cmd
 from .errors import STOPPED_BY, OneLineParser, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from abi_specs.model import Spec
 
 PROG = "abi-harness"
 
@@ -29,6 +32,9 @@ EXIT_USAGE = 2
 
 
 def _spec(args: argparse.Namespace) -> Spec:
+    # The spec (its model and the TOML reader) is loaded by the commands that use it, not at start.
+    from abi_specs.specfile import builtin_spec, load_spec_file
+
     return load_spec_file(args.spec_file) if getattr(args, "spec_file", None) else builtin_spec()
 
 
@@ -99,6 +105,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_docs(args: argparse.Namespace) -> int:
     """Render Documentation/ABI entries from the spec."""
     from abi_specs.docs import first_difference, render_entry, render_tree, write_tree
+    from abi_specs.specfile import builtin_spec
 
     if args.lint:
         return _lint(Path(args.lint))
@@ -160,23 +167,45 @@ def _readme(name: str | None, spec: Spec) -> tuple[Path | None, str]:
         raise UsageError(f"{path}: {exc}") from None
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (importlib.metadata is slow to import)."""
 
-    try:
-        return version("abi-harness")
-    except PackageNotFoundError:
-        return "(not installed)"
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("abi-harness")
+        except PackageNotFoundError:
+            found = "(not installed)"
+        print(f"{PROG} {found}")
+        parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
+#: The commands this module defines; the others live in command modules imported only when needed.
+OWN_COMMANDS = ("specs", "check", "docs")
+
+
+def _needs_only_own(argv: Sequence[str]) -> bool:
+    """Whether *argv* runs one of :data:`OWN_COMMANDS` (or only asks for the version): the other command
+    modules, and the spec their option choices come from, need not be loaded for it."""
+    words = [a for a in argv if not a.startswith("-")]
+    if words:
+        return words[0] in OWN_COMMANDS
+    return not any(a == "-h" or (len(a) > 2 and "--help".startswith(a)) for a in argv)
+
+
+def build_parser(own_only: bool = False) -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (*own_only*: of :data:`OWN_COMMANDS` alone, for a quick start)."""
     parser = OneLineParser(
         prog=PROG,
         description="Test harness for the Linux crash-dump sysfs/procfs ABI "
         "(phyp dump, fadump, kdump): the ABI spec, its checks and its documentation.",
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("specs", help="list every ABI file the spec knows",
@@ -211,10 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also render the lifecycle tables between the markers of FILE (the project's README.md)")
     p.set_defaults(func=cmd_docs)
 
-    fixture_cmd.register(sub)
-    mock_cmd.register(sub)
-    machine_cmd.register(sub)
-    conform_cmd.register(sub)
+    if not own_only:
+        from . import conform_cmd, fixture_cmd, machine_cmd, mock_cmd
+
+        fixture_cmd.register(sub)
+        mock_cmd.register(sub)
+        machine_cmd.register(sub)
+        conform_cmd.register(sub)
     return parser
 
 
@@ -232,7 +264,8 @@ def _terminate_like_interrupt() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(own_only=_needs_only_own(argv))
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     _terminate_like_interrupt()
@@ -241,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AbiError as exc:  # every error a user can cause (UsageError and CheckUsageError included)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (`abi-harness specs | head -1`): nothing left to say
+        _quiet_stdout()
+        return 0
     except OSError as exc:  # a file the command needed: name it, no traceback
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
@@ -248,8 +284,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 128 + (STOPPED_BY[0] if STOPPED_BY else signal.SIGINT)
-    except BrokenPipeError:
-        return 0
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit does not fail a second time."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -91,14 +91,43 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from mockfs.sandbox.cleanup import cleanup
+    import os
 
-    done = cleanup(include_live=args.all).lines()
+    from mockfs.sandbox.cleanup import cleanup
+    from mockfs.sandbox.runtime import runtime_dir
+
+    try:
+        report = cleanup(include_live=args.all)
+    except PermissionError as exc:
+        # Another user's runtime directory (ABI_HARNESS_RUNTIME_DIR): its records are not ours to read.
+        raise UsageError(f"{exc.filename or runtime_dir()}: {exc.strerror}: what another user's runs left there is "
+                         "theirs to clean up (as root: sudo abi-harness cleanup)") from None
+    done = report.lines()
     for line in done:
         print(line)
-    if not done:
-        print("nothing to clean up", file=sys.stderr)
+    if report.left:
+        owners = sorted({_owner(path) for path in report.left})
+        print(f"left {len(report.left)} scratch director{'y' if len(report.left) == 1 else 'ies'} of killed runs "
+              f"owned by {', '.join(owners)}; as root: sudo abi-harness cleanup", file=sys.stderr)
+    elif not done:
+        print("nothing to clean up" + ("" if os.geteuid() == 0 else " (of yours: runs as root are cleaned up "
+                                      "by 'sudo abi-harness cleanup')"), file=sys.stderr)
     return 0
+
+
+def _owner(path: str) -> str:
+    """The name of the user owning *path* (or its uid)."""
+    import os
+    import pwd
+
+    try:
+        uid = os.lstat(path).st_uid
+    except OSError:
+        return "another user"
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 def add_fault_option(p: argparse.ArgumentParser) -> None:
@@ -167,8 +196,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the program to run")
     p.set_defaults(func=cmd_run)
 
+    from mockfs.sandbox.runtime import runtime_dir  # os alone: cheap enough for the help
+
     p = sub.add_parser("cleanup", help="remove mounts and daemons a crashed run left behind",
-                       description="Unmount and end the mock daemons and runs a crash left behind (recorded under "
-                       "/run/abi-harness). Live mocks and runs are left alone unless --all is given.")
+                       description="Unmount and end the mock daemons and runs a crash left behind, and remove the "
+                       "scratch directories of killed runs. The records are in the runtime directory: "
+                       "$ABI_HARNESS_RUNTIME_DIR if set; else /run/abi-harness for root, "
+                       "$XDG_RUNTIME_DIR/abi-harness (or /tmp/abi-harness-UID) for an ordinary user, who cleans up "
+                       f"only after their own runs (yours: {runtime_dir()}). Live mocks and runs are left alone "
+                       "unless --all is given.")
     p.add_argument("--all", action="store_true", help="also end live mocks and runs")
     p.set_defaults(func=cmd_cleanup)

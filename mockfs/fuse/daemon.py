@@ -19,7 +19,8 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +99,8 @@ def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
     if os.geteuid() == 0:
         options["allow_other"] = True  # the collector may run as another user
     try:
-        mfusepy.FUSE(fs, str(mountpoint), **options)
+        with _libfuse_signal_handlers():
+            mfusepy.FUSE(fs, str(mountpoint), **options)
     except RuntimeError as exc:
         # libfuse's loop ends with an error code when SIGINT or SIGTERM stops it (8 with libfuse 3):
         # a requested stop, not a failure. Anything else is one line for the caller.
@@ -116,10 +118,29 @@ def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
             tmp.replace(report)
 
 
+@contextlib.contextmanager
+def _libfuse_signal_handlers() -> Iterator[None]:
+    """Let libfuse's own handlers end its loop on SIGINT, SIGTERM and SIGHUP.
+
+    libfuse installs them only over the default action, and a Python handler
+    could never run while the main thread waits in fuse_main (mfusepy resets
+    SIGINT alone): the command line's SIGTERM handler would leave the mount
+    serving forever. The caller's handlers come back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    saved = {sig: signal.signal(sig, signal.SIG_DFL) for sig in stops}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 def _stopped_by_signal(exc: RuntimeError) -> bool:
     """Whether mfusepy's RuntimeError is libfuse reporting the signal that ended its loop."""
-    import signal
-
     code = exc.args[0] if exc.args else None
     return isinstance(code, int) and code in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, 8)
 
@@ -131,13 +152,20 @@ def check_mountpoint(mountpoint: Path) -> None:
         raise MountError(f"{mountpoint}: the mount point is not a directory")
     if is_mounted(mountpoint):
         raise MountError(f"{mountpoint}: something is already mounted there")
+    if problem := fuse_device_problem():
+        raise MountError(problem)
+
+
+def fuse_device_problem() -> str | None:
+    """What keeps this user from FUSE mounts (one line), or None when /dev/fuse is there to open."""
     if not Path("/dev/fuse").exists():
-        raise MountError("/dev/fuse is missing: load the fuse module (modprobe fuse)")
+        return "/dev/fuse is missing: load the fuse module (modprobe fuse)"
     # libfuse opens /dev/fuse itself before it would ever fall back to fusermount3.
     if not os.access("/dev/fuse", os.R_OK | os.W_OK):
         mode = os.stat("/dev/fuse").st_mode & 0o777
-        raise MountError(f"/dev/fuse (mode {mode:04o}) cannot be opened by you: run as root, or make it 0666 as most "
-                         "distributions ship it")
+        return (f"/dev/fuse (mode {mode:04o}) cannot be opened by you: run as root, or make it 0666 as most "
+                "distributions ship it")
+    return None
 
 
 def _daemon(machine: LiveMachine, mountpoint: Path, trace: Path | None, faults: FaultPlan | None, report: Path | None,

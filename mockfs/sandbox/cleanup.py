@@ -35,6 +35,7 @@ class CleanupReport:
     records: list[str] = field(default_factory=list)
     unmounted: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)  # stale, but another user's: not ours to remove
 
     def __bool__(self) -> bool:
         return bool(self.killed or self.records or self.unmounted or self.removed)
@@ -140,7 +141,7 @@ def cleanup(root: str | os.PathLike[str] | None = None, *, include_live: bool = 
     _clean_mounts(top, include_live, report)
     for path in stale_scratch():  # work directories of killed runs, mocks and conform campaigns
         shutil.rmtree(path, ignore_errors=True)
-        report.removed.append(path)
+        (report.left if os.path.lexists(path) else report.removed).append(path)
     if os.path.isdir(top):
         for mountpoint in mounts_under(top):
             try:

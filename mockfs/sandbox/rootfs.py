@@ -75,6 +75,10 @@ def _overlay_each_top_directory(newroot: str, upper: str, work: str) -> None:
             os.makedirs(d, mode=0o755, exist_ok=True)
         _seal(f"the root file system (overlayfs over {source})", mount, "abi-harness-root", target, "overlay", 0,
               f"lowerdir={source},upperdir={upper}/{name},workdir={work}/{name},userxattr")
+        # overlayfs makes its scratch directory mode 0 and works in it with the mounter's rights whatever its
+        # mode: opened to its owner, an ordinary user can remove the machine (or the run's scratch) later.
+        if os.path.isdir(f"{work}/{name}/work"):
+            os.chmod(f"{work}/{name}/work", 0o700)
 
 
 def _in_user_namespace() -> bool:

@@ -61,11 +61,20 @@ def _choice(request: pytest.FixtureRequest) -> tuple[str, list[str]]:
     return str(name or DEFAULT_FIXTURE), faults
 
 
+def _require_fuse() -> None:
+    """Fail the test with one line (no traceback) when this user cannot make FUSE mounts at all."""
+    from mockfs.fuse.daemon import fuse_device_problem
+
+    if problem := fuse_device_problem():
+        pytest.fail(f"abi-harness: {problem}", pytrace=False)
+
+
 @pytest.fixture
 def abi_mock(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
     """A mounted mock of the chosen fixture image (see the module docstring)."""
     from mockfs.session.testbed import MockMount
 
+    _require_fuse()
     name, faults = _choice(request)
     mock = MockMount(name, faults=faults, workdir=tmp_path / "abi-mock")
     mock.start()
@@ -80,6 +89,7 @@ def abi_run(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., obj
     """Run a program against the mock at canonical paths (see the module docstring)."""
     from mockfs.session.runner import run
 
+    _require_fuse()
     name, marked_faults = _choice(request)
     counter = iter(range(1_000_000))
 
@@ -97,5 +107,6 @@ def abi_machine(request: pytest.FixtureRequest, tmp_path: Path) -> object:
     """A machine across runs, crashes and reboots (see the module docstring)."""
     from mockfs.session.testbed import Machine
 
+    _require_fuse()
     name, _ = _choice(request)
     return Machine(tmp_path / "abi-machine", name, state=_state(request))
