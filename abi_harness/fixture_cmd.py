@@ -216,6 +216,9 @@ def cmd_record(args: argparse.Namespace) -> int:
         def say(line: str) -> None:
             print(f"  {line}", file=sys.stderr, flush=True)
 
+        from mockfs.oracle.host import guest_memory
+
+        guest_memory(args.memory)  # a bad size fails here, in one line, before anything starts
         print(f"booting Debian's kernel under QEMU ({args.arch}, {args.memory}); about a minute", file=sys.stderr)
         # The suite installs qemu-system-x86 only: the ppc64 emulator is unpacked privately when missing.
         core = record_qemu(out, arch=args.arch, memory=args.memory, kernel=args.kernel, name=args.name, say=say,
@@ -348,7 +351,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vm", action="store_true", help="boot a real kernel under QEMU and record it (about a minute)")
     p.add_argument("--arch", choices=("x86_64", "ppc64le"), default="x86_64",
                    help="with --vm: the guest's architecture (ppc64le: pseries under TCG) (default: %(default)s)")
-    p.add_argument("--memory", metavar="SIZE", default="1G", help="with --vm: the guest's memory (default: %(default)s)")
+    p.add_argument("--memory", metavar="SIZE", default="1G",
+                   help="with --vm: the guest's memory, whole MiB, in the sizes `fixture new --memory` takes: 512M, 2G "
+                        "(binary units; a bare number is bytes) (default: %(default)s)")
     p.add_argument("--kernel", metavar="PKG-or-FILE",
                    help="with --vm: a linux-image .deb or a kernel image (default: Debian's current linux-image)")
     p.add_argument("--name", help="fixture name (default: FILE's name without extension)")

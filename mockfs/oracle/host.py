@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+
+from abi_specs.units import parse_size
 
 from .profiles import OracleError
 
@@ -39,10 +40,22 @@ def write_private(path: Path, data: bytes) -> None:
     path.chmod(0o600)
 
 
-def parse_size(text: str) -> int:
-    """Parse a QEMU-style memory size (``1G``, ``512M``, ``1024``) into bytes."""
-    m = re.fullmatch(r"(\d+)([KMGT]?)i?B?", text.strip(), re.IGNORECASE)
-    if not m:
-        raise OracleError(f"cannot parse memory size {text!r}")
-    shift = {"": 20, "K": 10, "M": 20, "G": 30, "T": 40}  # QEMU: no suffix = MiB
-    return int(m.group(1)) << shift[m.group(2).upper()]
+def guest_memory(text: str) -> int:
+    """Bytes of guest memory from *text*, in the project's one size grammar (:func:`abi_specs.units.parse_size`:
+    ``1G``, ``512M``, ``0x40000000``; a bare number is bytes, as for ``fixture new --memory``, not QEMU's MiB).
+
+    QEMU is then given whole MiB (:func:`qemu_memory`), so the size must be a multiple of 1 MiB.
+    """
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        raise OracleError(f"--memory: {exc}") from None
+    if size == 0 or size % (1 << 20):
+        raise OracleError(f"--memory {text}: the guest's memory must be a positive whole number of MiB "
+                          f"({size} bytes is not; a bare number is bytes)")
+    return size
+
+
+def qemu_memory(size: int) -> str:
+    """QEMU's ``-m`` for *size* bytes (QEMU reads a bare number as MiB: the unit is always written)."""
+    return f"{size >> 20}M"

@@ -13,7 +13,7 @@ from typing import Any
 from .console import parse_serial_log
 from .disk import create_disk, extract_vmcore
 from .guest import DUMP_GLOBS, dump_files, read_only_probes
-from .host import parse_size, private_dir, write_private
+from .host import guest_memory, private_dir, qemu_memory, write_private
 from .initramfs import build_initramfs
 from .packages import apt_for, guest_userland, resolve_kernel, resolve_kexec_tools
 from .profiles import (
@@ -118,7 +118,8 @@ def record_vm(
             ``recording.json``.
         arch: guest architecture, a key of :data:`PROFILES` (``x86_64``,
             ``ppc64le``: pseries under TCG, packages of Debian's ppc64el).
-        memory, cpus: guest size (QEMU ``-m`` / ``-smp``).
+        memory, cpus: guest size: *memory* in the project's size grammar (``1G``;
+            a bare number is bytes), given to QEMU's ``-m`` in MiB; *cpus* ``-smp``.
         kernel: None for Debian's current ``linux-image-<flavour>`` dependency,
             else a ``linux-image-*.deb`` or a kernel image path.
         accel: ``auto`` (probe KVM briefly, else TCG), ``kvm`` or ``tcg``.
@@ -146,6 +147,7 @@ def record_vm(
     if arch not in PROFILES:
         raise OracleError(f"arch must be one of {', '.join(PROFILES)}, not {arch!r}")
     profile = PROFILES[arch]
+    memory_bytes = guest_memory(memory)  # bad input fails before anything is fetched or booted
     out = private_dir(Path(workdir).resolve())
     cache = private_dir(Path(cache_dir).resolve() if cache_dir is not None else default_cache())
     qemu = resolve_qemu(profile, cache, fetch=fetch_qemu)
@@ -170,14 +172,14 @@ def record_vm(
         chosen, note = choose_accel(accel, qemu, image, userland, scratch, cache)
         say(f"accelerator: {chosen} ({note})")
         disk = scratch / "disk.raw"
-        create_disk(disk, parse_size(memory) + DISK_SLACK)
+        create_disk(disk, memory_bytes + DISK_SLACK)
         append = f"console={profile.console} crashkernel={crashkernel} panic=1 {extra_append}"
         argv = qemu_argv(
             qemu,
             vmlinuz=image.vmlinuz,
             initrd=initrd,
             append=append.strip(),
-            memory=memory,
+            memory=qemu_memory(memory_bytes),
             cpus=cpus,
             accel=chosen,
             disk=disk,
