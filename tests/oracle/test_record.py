@@ -15,7 +15,7 @@ from mockfs.machine.generate import MIN_MEMORY, new_fixture
 from mockfs.session.runner import run
 from mockfs.session.testbed import MockMount
 
-from ..support import run_cli
+from ..support import build_core, run_cli
 
 CLI = str(Path(sys.executable).parent / "abi-harness")
 SMALL = {p: new_fixture(p, memory=m, name=f"{p}-rec") for p, m in MIN_MEMORY.items()}
@@ -110,3 +110,43 @@ def test_vm_with_a_missing_kernel_is_one_clear_line(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "no-such.deb does not exist" in proc.stderr.strip().splitlines()[-1], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("memory", "why"), [
+    ("1024", "1024 bytes is not; a bare number is bytes"),  # `fixture new --memory`'s grammar, not QEMU's MiB
+    ("1.5G", "cannot read '1.5G' as a size"),
+])
+def test_vm_memory_speaks_the_projects_size_grammar(tmp_path: Path, memory: str, why: str) -> None:
+    proc = run_cli("fixture", "record", "--vm", "--memory", memory, "-o", str(tmp_path / "r.toml"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("abi-harness: error: --memory") and why in proc.stderr
+    assert not (tmp_path / "r.toml").exists()
+
+
+def test_vm_memory_in_bytes_is_whole_mib_for_qemu() -> None:
+    from mockfs.oracle.host import guest_memory, qemu_memory
+
+    assert [qemu_memory(guest_memory(m)) for m in ("1G", "0x40000000", "1073741824", "512 MiB")] == \
+        ["1024M", "1024M", "1024M", "512M"]
+
+
+def test_an_imported_core_serves_through_mount_and_run(tmp_path: Path) -> None:
+    """A core made into a fixture with `fixture import` is served by `mount` and `run --fixture` as built-ins are."""
+    core = build_core(info="OSRELEASE=6.1.0-imported\nPAGESIZE=4096\nCRASHTIME=1700000000\n")
+    (tmp_path / "small.core").write_bytes(core)
+    proc = run_cli("fixture", "import", "small.core", "-o", "small.toml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    proc = run_cli("mount", "small.toml", str(mnt), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    try:
+        assert (mnt / "proc" / "vmcore").read_bytes() == core
+    finally:
+        proc = run_cli("umount", str(mnt), cwd=tmp_path)
+    assert proc.returncode == 0 and not os.path.ismount(mnt), proc.stderr
+    proc = run_cli("run", "--fixture", "small.toml", "--output", "out", "--",
+                   "sh", "-c", f"cat /proc/vmcore > {tmp_path}/out/copy", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "copy").read_bytes() == core
+    assert proc.stderr.startswith("abi-harness: small (kdump)")
