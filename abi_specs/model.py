@@ -194,6 +194,7 @@ class AbiFile:
     removed: str = ""  # the first kernel version without the file ("": still there)
     link_since: str = ""  # a link_to file is a symlink from this version on, a plain file before
     since: dict[str, str] = field(default_factory=dict)  # per kernel (state): the first version it exists there
+    actions: dict[str, str] = field(default_factory=dict)  # what a written value does: a lifecycle transition
 
     def in_kernel(self, version: KernelVersion) -> bool:
         """Whether a kernel of *version* has the file at all."""

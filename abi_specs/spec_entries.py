@@ -32,7 +32,7 @@ from .versions import KernelVersion
 KINDS = ("attribute", "property", "core", "procfs")
 _REQUIRED = ("name", "path", "mode", "platforms", "present", "date", "kernel_version", "contact", "description")
 _ALLOWED = {*_REQUIRED, "group", "stability", "users", "read", "write", "errors", "quirks", "cells", "link_to",
-            "notes", "vmcoreinfo", "constants", "when", "directory", "removed", "link_since", "since"}
+            "notes", "vmcoreinfo", "constants", "when", "directory", "removed", "link_since", "since", "actions"}
 
 
 def _read_format(r: TableReader, what: str) -> ReadFormat:
@@ -183,6 +183,20 @@ def _when(r: TableReader, platforms: tuple[str, ...], lifecycles: dict[str, Life
     return literals
 
 
+def _actions(r: TableReader, plats: tuple[str, ...], lifecycles: dict[str, Lifecycle]) -> dict[str, str]:
+    """``actions = { VALUE = "transition" }``: written values that move the machine through its life."""
+    table = r.sub("actions")
+    out = {}
+    for value in table.table:
+        name = table.string(value, required=True)
+        for p in plats:
+            if p in lifecycles and name not in lifecycles[p].transitions:
+                raise table.fail(value, f"{name!r} is not a transition of platform {p} "
+                                 f"(known: {', '.join(lifecycles[p].transitions)})")
+        out[value] = name
+    return out
+
+
 def load_entry(r: TableReader, kind: str, platforms: dict[str, Platform], arches: dict[str, Arch],
                lifecycles: dict[str, Lifecycle]) -> AbiFile:
     """The :class:`AbiFile` an ``[[attribute]]``, ``[[property]]`` or ``[[core]]`` table describes."""
@@ -232,6 +246,7 @@ def load_entry(r: TableReader, kind: str, platforms: dict[str, Platform], arches
         link_to=r.string("link_to", ""),
         constants=_constants(r),
         when=_when(r, plats, lifecycles),
+        actions=_actions(r, plats, lifecycles),
         documented=kind in ("attribute", "core"),  # a directory attribute documents its files as a whole
         directory=r.get("directory", bool, False),
         **_versions(r, present),

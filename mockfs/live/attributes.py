@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import errno
 
-from abi_specs import AbiFile, WriteRejected
+from abi_specs import AbiFile, WriteRejected, builtin_spec
 from abi_specs.phyp import PhypLayout, shown_pairs
 from mockfs.machine import Fixture
 
 from .state import MachineState
 
-#: The token firmware reports for ibm,configure-kernel-dump (any value will do).
+# Two choices of the mock's machine, not facts of the ABI: the token its firmware
+# gives ibm,configure-kernel-dump (the kernel calls whatever token is there), and
+# where its capture kernel keeps the VMCOREINFO note.
 RTAS_DUMP_TOKEN = 0x2C
-#: The sysfs buffer of a VMCOREINFO note is a page plus the note's headers.
-VMCOREINFO_NOTE_EXTRA = 36
 VMCOREINFO_ADDRESS = 0x1FE3000
 
 
@@ -31,7 +31,8 @@ def values_of(entry: AbiFile, fixture: Fixture, state: MachineState, phyp: PhypL
         rebased = state.kernel.kernel == "capture" and state.kernel["registered"]
         return dict(zip(fields, shown_pairs(phyp, rebased, "document_form" in quirks)))
     if name == "vmcoreinfo":
-        return {"address": VMCOREINFO_ADDRESS, "size": fixture.page_size + VMCOREINFO_NOTE_EXTRA}
+        note = builtin_spec().get(name).constants["note"]
+        return {"address": VMCOREINFO_ADDRESS, "size": fixture.page_size + 2 * note["head_bytes"] + note["name_bytes"]}
     kernel = state.kernel
     simple: dict[str, int | str] = {
         "phyp_dump_active": 1,  # exists only while registered, and says phyp_dump was on at boot
@@ -50,16 +51,13 @@ def values_of(entry: AbiFile, fixture: Fixture, state: MachineState, phyp: PhypL
     return {fields[0]: simple[name]}
 
 
-#: x86's CONFIG_CRASH_MAX_MEMORY_RANGES: the memory ranges the header leaves room for.
-CRASH_MAX_MEMORY_RANGES = 8192
-
-
 def elfcorehdr_size(fixture: Fixture) -> int:
     """crash_elfcorehdr_size on x86: an ELF header and a program header per CPU, the VMCOREINFO
-    and kernel text notes, and room for every hot-pluggable memory range."""
+    and kernel text notes, and room for every hot-pluggable memory range (the spec's constant)."""
     from abi_specs.elf import EHDR_SIZE, PHDR_SIZE
 
-    return EHDR_SIZE + (len(fixture.cpus) + 2 + CRASH_MAX_MEMORY_RANGES) * PHDR_SIZE
+    ranges = builtin_spec().get("kexec/crash_elfcorehdr_size").constants["x86"]["CRASH_MAX_MEMORY_RANGES"]
+    return EHDR_SIZE + (len(fixture.cpus) + 2 + ranges) * PHDR_SIZE
 
 
 def updates_elfcorehdr(state: MachineState) -> bool:

@@ -61,19 +61,20 @@ def record_file(root: Path, path: str) -> dict[str, Any]:
 def record_abi(root: Path = Path("/")) -> dict[str, dict[str, Any]]:
     """Every dump ABI file the spec knows, and /proc/vmcore's presence and size, under *root*."""
     files = {path: record_file(root, path) for path in dump_files()}
-    vmcore = root / "proc/vmcore"
+    vmcore = builtin_spec().get("vmcore").path
     try:
-        st = os.stat(vmcore)
-        files["/proc/vmcore"] = {"present": True, "mode": stat.S_IMODE(st.st_mode), "type": "file", "size": st.st_size}
+        st = os.stat(root / vmcore.lstrip("/"))
+        files[vmcore] = {"present": True, "mode": stat.S_IMODE(st.st_mode), "type": "file", "size": st.st_size}
     except FileNotFoundError:
-        files["/proc/vmcore"] = {"present": False}
+        files[vmcore] = {"present": False}
     return files
 
 
 def platform_of(files: dict[str, dict[str, Any]]) -> str:
-    """Which dump mechanism the recorded files show."""
-    if files.get("/sys/kernel/release_region", {}).get("present"):
+    """Which dump mechanism the recorded files show (by the spec's paths)."""
+    spec = builtin_spec()
+    if files.get(spec.get("release_region").path, {}).get("present"):
         return "phyp"
-    if any(files.get(p, {}).get("present") for p in ("/sys/kernel/fadump/enabled", "/sys/kernel/fadump_enabled")):
+    if any(files.get(spec.get(n).path, {}).get("present") for n in ("fadump/enabled", "fadump_enabled")):
         return "fadump"
     return "kdump"

@@ -67,6 +67,8 @@ def test_a_good_draft_loads() -> None:
         (('contact = "kexec@lists.infradead.org"\n', ''), "attribute[0].contact", "missing"),
         (('description = "An example."', 'descripton = "An example."'), "attribute[0].descripton", "unknown key"),
         (('path = "/sys/kernel/example"', 'path = "sys/kernel/example"'), "attribute[0].path", "absolute path"),
+        (('description = "An example."', 'description = "An example."\nactions = { 1 = "explode" }'),
+         "attribute[0].actions.1", "'explode' is not a transition of platform kdump"),
     ],
 )
 def test_broken_drafts_name_file_key_and_problem(change: tuple[str, str], key: str, problem: str) -> None:
