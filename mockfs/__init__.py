@@ -10,7 +10,9 @@ Each subpackage has one job:
 * sandbox: the private mount namespace that shows the mock at canonical paths;
 * session: a run (used by ``abi-harness run`` and the pytest plugin) and its report;
 * conform: conformance of any collector under generated machines and faults;
-* tools: the real tools the harness drives, and privately unpacked packages.
+* tools: the real tools the harness drives, and privately unpacked packages;
+* oracle: a real kernel as the referee: kdump recorded in a throw-away QEMU guest;
+* record: real crashes as fixtures (a live capture kernel, or the oracle's guest).
 
 The facts all of these work from live in :mod:`abi_specs`.
 """

@@ -58,3 +58,13 @@ def test_pytest_plugin_example(tmp_path: Path) -> None:
                           env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "6 passed" in proc.stdout
+
+
+def test_specs_example_is_the_real_output(cli) -> None:
+    """Every line of the README's `abi-harness specs` example is a line the command prints."""
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"```\n\$ abi-harness specs\n(.*?)```", text, re.S)
+    assert block, "no abi-harness specs example in the README"
+    shown = [line for line in block.group(1).splitlines() if line != "..."]
+    printed = cli("specs").stdout.splitlines()
+    assert len(shown) >= 3 and all(line in printed for line in shown), (shown, printed[:3])
