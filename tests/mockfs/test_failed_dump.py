@@ -14,7 +14,7 @@ import pytest
 from hypothesis import find, settings
 
 from abi_specs import builtin_spec
-from mockfs.conform.campaign import examples
+from mockfs.conform.campaign import check_example, examples
 from mockfs.machine import resolve_fixture
 from mockfs.session.testbed import MockMount
 
@@ -81,3 +81,13 @@ def test_conform_draws_the_failed_dump_case() -> None:
     assert example.fixture.phyp is not None and example.fixture.phyp.dump_status == "error"
     assert example.faults == ()  # nothing to read, so no read or write faults
     assert "firmware flagged the dump as failed" in example.describe()
+
+
+def test_conform_judges_a_failed_dump_by_what_the_collector_claims(tmp_path: Path) -> None:
+    example = find(examples(platform="phyp"), lambda e: e.dump_failed, settings=settings(database=None))
+    collector = str(Path(cli_path()).parent / "vmcore-save")
+    honest = check_example([collector, "{output}"], example, tmp_path / "honest")
+    assert honest.passed, honest.problems
+    claims = check_example(["sh", "-c", "umask 077; echo dump > {output}/vmcore"], example, tmp_path / "claims")
+    assert claims.problems == ["vmcore saved although the firmware flagged the dump as failed"]
+
