@@ -64,6 +64,7 @@ class LiveMachine:
         self._tree: tuple[KernelState, dict[str, Node]] | None = None
         self._first_event = len(self.state.events)  # the events of this run start here
         self.write_detail: dict[str, object] = {}  # set by a store under the lock; see write_traced
+        self.write_count = 0  # the bytes of the write being stored (a store sees only the parsed values)
 
     def initial_state(self, kernel: str) -> MachineState:
         """A fresh machine: just booted (``armed``), or just crashed (``capture``)."""
@@ -237,6 +238,7 @@ class LiveMachine:
         target = self.spec.get(name)
         with self.lock:
             self.write_detail = {}  # a store that has something to tell sets it; read back under the same lock
+            self.write_count = len(data)
             stores.check_state(self, target, name)
             try:
                 values = entry.write.parse(data, entry.name)

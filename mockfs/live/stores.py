@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from abi_specs import AbiFile
 from abi_specs.phyp import release
 
+from . import procfiles
+
 if TYPE_CHECKING:
     from .machine import LiveMachine
 
@@ -75,6 +77,13 @@ def registered(machine: LiveMachine, entry: AbiFile, values: Values, writer: int
 
 
 def bootargs_append(machine: LiveMachine, entry: AbiFile, values: Values, writer: int) -> None:
+    """The capture kernel's command line is the boot one plus these: refuse what could not fit it."""
+    assert entry.write is not None
+    size = entry.write.max_bytes  # COMMAND_LINE_SIZE
+    boot = len(procfiles.cmdline(machine.fixture, machine.state).rstrip("\n"))  # saved_command_line_len
+    if boot + machine.write_count >= size:
+        raise entry.refusal("cmdline_overflow", f"the boot command line ({boot} bytes) and {machine.write_count} "
+                            f"more reach {size}")
     machine.state.bootargs = str(values["params"])
 
 

@@ -142,3 +142,86 @@ def test_pytest_keeps_tmp_path_of_failed_tests_only() -> None:
 
     options = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert options["tmp_path_retention_policy"] == "failed"
+
+
+# -- every errno of the spec happens -------------------------------------------------------------
+
+#: How to make each (file, condition) happen: the kernel the machine runs, what comes first, the write.
+#: A rule the spec gains without a recipe here fails the walk below.
+RECIPES: dict[tuple[str, str], tuple[str, str, bytes]] = {
+    ("fadump/registered", "dump_active"): ("capture", "", b"1\n"),
+    ("fadump/registered", "unparsable"): ("armed", "", b"one\n"),
+    ("fadump/registered", "not_accepted"): ("armed", "", b"2\n"),
+    ("fadump/release_mem", "no_dump_active"): ("capture", "release", b"1\n"),
+    ("fadump/release_mem", "unparsable"): ("capture", "", b"yes\n"),
+    ("fadump/release_mem", "not_accepted"): ("capture", "", b"2\n"),
+    ("fadump/bootargs_append", "dump_active"): ("capture", "", b"nr_cpus=1\n"),
+    ("fadump/bootargs_append", "too_long"): ("armed", "", b"x" * 2048),
+    ("fadump/bootargs_append", "cmdline_overflow"): ("armed", "", b"x" * 2000),  # fits alone, not after /proc/cmdline
+    ("kexec/crash_size", "unparsable"): ("armed", "", b"half\n"),
+    ("kexec/crash_size", "larger_than_current"): ("armed", "", b"%d\n" % (1 << 40)),
+    ("kexec/crash_size", "crash_kernel_loaded"): ("armed", "load", b"0\n"),
+    ("release_region", "unparsable"): ("capture", "", b"10"),
+}
+#: Machines whose kernels have every file (bootargs_append in the capture kernel: 6.13; kexec/: 6.19).
+MACHINES = {"fadump": new_fixture("fadump", memory=MIN_MEMORY["fadump"], name="fadump-new", osrelease="6.13.0"),
+            "kdump": new_fixture("kdump", memory=MIN_MEMORY["kdump"], name="kdump-new", osrelease="6.19.0"),
+            "phyp": PHYP}
+
+
+def _errno_through_a_mount(tmp_path: Path, platform: str, kernel: str, first: str, path: str, data: bytes) -> int:
+    """Write *data* to *path* of a mounted machine of *platform*; the errno (0: accepted)."""
+    from mockfs.dumps.served import open_image
+    from mockfs.fuse.daemon import mount, umount
+    from mockfs.live import LiveMachine
+
+    machine = LiveMachine(open_image(MACHINES[platform]))
+    machine.state = machine.initial_state(kernel)
+    machine.memory.freed = machine.state.freed
+    if first == "load":
+        with machine.lock:
+            machine.fire("load")  # kexec -p: a crash kernel is loaded
+    root = tmp_path / "mnt"
+    root.mkdir(exist_ok=True)
+    mount(machine, root, die_with_parent=True)
+    try:
+        target = root / path.lstrip("/")
+        if first == "release":
+            target.write_bytes(b"1\n")  # the dump is given back once...
+        fd = os.open(target, os.O_WRONLY)
+        try:
+            os.write(fd, data)
+            return 0
+        except OSError as exc:
+            return exc.errno or -1
+        finally:
+            os.close(fd)
+    finally:
+        umount(root)
+
+
+def test_every_errno_of_the_spec_happens_through_a_mount(tmp_path: Path) -> None:
+    """Each errno each writable file's entry lists is what a write(2) on a mounted mock gets, condition by condition."""
+    from abi_specs import builtin_spec
+    from abi_specs.model import CONDITIONS
+
+    spec = builtin_spec()
+    named: set[str] = set()
+    produced: list[tuple[str, str, str]] = []
+    for entry in spec.files:
+        target = entry.link_to or entry.name
+        platform = next(p for p in entry.platforms if p in MACHINES)
+        for rule in entry.errors:
+            assert rule.conditions, f"{entry.name}: {rule.errno} names no condition the mock could evaluate"
+            for condition in rule.conditions:
+                named.add(condition)
+                assert (target, condition) in RECIPES, f"no recipe for {entry.name}: {rule.errno} ({condition})"
+                kernel, first, data = RECIPES[target, condition]
+                got = _errno_through_a_mount(tmp_path, platform, kernel, first, entry.path, data)
+                assert got == rule.number, (entry.name, condition, rule.errno, got)
+                produced.append((entry.name, rule.errno, condition))
+    assert named == set(CONDITIONS), "a condition is named by no rule, or a rule names an unknown one"
+    assert {e for _, e, _ in produced} >= {"EPERM", "EINVAL", "ENOSPC", "ENOENT"}
+    # The ENOSPC is about the room left, not any long write: a short one is taken.
+    assert _errno_through_a_mount(tmp_path, "fadump", "armed", "", "/sys/kernel/fadump/bootargs_append",
+                                  b"nr_cpus=16\n") == 0
