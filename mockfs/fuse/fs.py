@@ -58,6 +58,7 @@ class MockFS(mfusepy.Operations):
         self._kill_done = False  # kill-after fires once: a rerun must be able to finish
         self._lock = threading.Lock()
         self._answers: dict[int, bytes] = {}  # control file: the last answer, by the asking pid
+        self.owner = (os.geteuid(), os.getegid())  # (0, 0) as root, in a user namespace of ours too
 
     def init(self, path: str) -> None:
         """The kernel completed the FUSE handshake: tell whoever waits for the mount."""
@@ -89,14 +90,15 @@ class MockFS(mfusepy.Operations):
             self._log(path, "getattr", result=-errno.ENOENT, errno="ENOENT")
             raise
         self._log(path, "getattr", result=0)
-        times = {"st_atime": self.started, "st_mtime": self.started, "st_ctime": self.started}
+        # The kernel's files are root's: the mounter's, who is root but for an ordinary user's plain mount.
+        common = {"st_atime": self.started, "st_mtime": self.started, "st_ctime": self.started,
+                 "st_uid": self.owner[0], "st_gid": self.owner[1]}
         if node.kind == "dir":
-            return {"st_mode": stat.S_IFDIR | node.mode, "st_nlink": 2, "st_uid": 0, "st_gid": 0, "st_size": 0, **times}
+            return {"st_mode": stat.S_IFDIR | node.mode, "st_nlink": 2, "st_size": 0, **common}
         if node.kind == "link":
-            return {"st_mode": stat.S_IFLNK | 0o777, "st_nlink": 1, "st_uid": 0, "st_gid": 0,
-                    "st_size": len(node.target), **times}
+            return {"st_mode": stat.S_IFLNK | 0o777, "st_nlink": 1, "st_size": len(node.target), **common}
         size = self.machine.size_of(node)
-        return {"st_mode": stat.S_IFREG | node.mode, "st_nlink": 1, "st_uid": 0, "st_gid": 0, "st_size": size, **times}
+        return {"st_mode": stat.S_IFREG | node.mode, "st_nlink": 1, "st_size": size, **common}
 
     def readdir(self, path: str, fh: int) -> list[str]:
         self._log(path, "readdir", result=0)
