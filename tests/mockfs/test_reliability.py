@@ -104,6 +104,84 @@ def test_enospc_counts_only_new_bytes_and_sigkill_keeps_everything(tmp_path: Pat
     assert str(tmp_path) not in Path("/proc/mounts").read_text()  # the view lived in the run's namespace only
 
 
+# -- cleanup ends only what is provably dead ----------------------------------------------------
+
+
+def _alive(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is None
+
+
+def test_cleanup_never_kills_a_reused_pid(tmp_path: Path) -> None:
+    """Records whose pid now belongs to another process (another start time) are dead: forgotten, nobody killed."""
+    from mockfs.sandbox.cleanup import cleanup
+    from mockfs.sandbox.processes import mount_namespace, start_time
+    from mockfs.sandbox.records import write_record
+
+    runtime = tmp_path / "runtime"
+    (runtime / "mounts").mkdir(parents=True)
+    (runtime / "runs").mkdir()
+    bystander = subprocess.Popen(["sleep", "600"])
+    try:
+        start = start_time(bystander.pid)
+        assert start is not None
+        here = mount_namespace("self")
+        stale = {"pid": bystander.pid, "start": start - 1, "mntns": here, "mountpoint": str(tmp_path / "gone")}
+        write_record(str(runtime / "mounts" / "old.rec"), stale)
+        write_record(str(runtime / "runs" / f"{bystander.pid}.run"),
+                     {"pid": bystander.pid, "start": start - 1, "caller": bystander.pid, "caller_start": start - 1,
+                      "stage": str(tmp_path / "stage"), "mntns": here})
+        report = cleanup(runtime)
+        assert report.killed == [] and _alive(bystander)
+        assert sorted(Path(r).name for r in report.records) == [f"{bystander.pid}.run", "old.rec"]
+        # The same record with the right start time is the live process: left alone without --all...
+        write_record(str(runtime / "mounts" / "live.rec"), {**stale, "start": start})
+        assert not cleanup(runtime) and _alive(bystander)
+        # ...and ended with it: the check above could have failed.
+        assert cleanup(runtime, include_live=True).killed == [bystander.pid]
+        assert wait_until(lambda: not _alive(bystander))
+    finally:
+        if _alive(bystander):
+            bystander.kill()
+        bystander.wait()
+
+
+def test_cleanup_leaves_a_running_run_and_its_daemon_alone(tmp_path: Path) -> None:
+    """issue 14's case: the mock of a live `run` is mounted only in the run's namespace; cleanup must not kill it."""
+    from ..support import cli_path, run_cli
+
+    out, runtime = tmp_path / "out", tmp_path / "runtime"
+    env = {**os.environ, "ABI_HARNESS_RUNTIME_DIR": str(runtime)}
+    script = (f"echo started > {out}/ready; while [ ! -e {out}/go ]; do sleep 0.05; done; "
+              f"cat /sys/kernel/kexec_crash_size > {out}/size")
+    proc = subprocess.Popen([str(cli_path()), "run", "--fixture", "kdump-x86_64", "--output", str(out), "--",
+                             "sh", "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for_line(out / "ready", "started"), "the run did not start"
+        assert list((runtime / "mounts").glob("*.rec")), "the run's daemon keeps no record: nothing was tested"
+        done = run_cli("cleanup", env=env)
+        assert done.returncode == 0 and "killed" not in done.stdout, done.stdout
+        (out / "go").touch()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert (out / "size").read_text() == "0\n"  # the mock still answered after cleanup
+
+
+def test_run_output_directory_is_private(tmp_path: Path) -> None:
+    """`run --output` creates its directory 0700 (dumps hold secrets), and --help says so."""
+    from ..support import run_cli
+
+    out = tmp_path / "new" / "out"
+    done = run_cli("run", "--fixture", "kdump-x86_64", "--output", str(out), "--", "true")
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_mode & 0o777 == 0o700
+    help_text = " ".join(run_cli("run", "--help").stdout.split())
+    assert "created mode 0700" in help_text
+
+
 # -- bounded memory ------------------------------------------------------------------------------
 
 
