@@ -71,23 +71,27 @@ class Rootless:
         self.home = home
         self.token = uuid.uuid4().hex
 
-    def run(self, script: str, fuse_mode: str = "0666", timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def run(self, script: str, fuse_mode: str = "0666", chroot: bool = False,
+            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """*script* (sh -e) as the user; with *chroot*, from a chroot, where the kernel refuses user namespaces."""
         stage = self.home / ".stage"
+        root = f"{stage}/root"
+        into = f"{tool('chroot')} {root} " if chroot else ""
         setup = "\n".join([
             "set -e",
-            f"mkdir -p {stage}/dev",
+            f"mkdir -p {stage}/dev {root}",
             f"mount -t tmpfs -o mode=0755,size=64k abi-rootless-dev {stage}/dev",
             f"mknod -m {fuse_mode} {stage}/dev/fuse {FUSE_DEV}",
             f"mount --bind {stage}/dev/fuse /dev/fuse",
             _reach_script(stage),
-            f"cd {self.home}",
-            f'exec {tool("setpriv")} --reuid={USER} --regid={USER} --clear-groups -- "$@"',
+            f"mount --rbind / {root}" if chroot else "",
+            f'exec {into}{tool("setpriv")} --reuid={USER} --regid={USER} --clear-groups -- "$@"',
         ])
         env = {"PATH": f"{cli_path().parent}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.home),
                "XDG_RUNTIME_DIR": str(self.home / "run"), "LANG": "C.UTF-8", "ABI_TEST_TOKEN": self.token,
                "PYTHONDONTWRITEBYTECODE": "1"}
         return subprocess.run([tool("unshare"), "--mount", "--propagation", "private", "--", "sh", "-c", setup, "sh",
-                               "env", "-i", *(f"{k}={v}" for k, v in env.items()), "sh", "-ec", script],
+                               "env", "-i", *(f"{k}={v}" for k, v in env.items()), "sh", "-ec", f"cd {self.home}\n{script}"],
                               capture_output=True, text=True, timeout=timeout)
 
     def stop_leftovers(self) -> list[int]:
@@ -193,6 +197,15 @@ def test_an_unusable_dev_fuse_is_one_line(rootless: Rootless) -> None:
     assert lines[:4] == [line, "exit 2", line, "exit 2"], lines
     assert "abi-harness: /dev/fuse (mode 0600) cannot be opened by you" in proc.stdout  # the plugin: one line
     assert "Traceback" not in proc.stdout and "MountError" not in proc.stdout
+
+
+def test_refused_user_namespaces_are_one_line(rootless: Rootless) -> None:
+    # The kernel refuses a user namespace to a chrooted caller (EPERM), as it does where they are disabled.
+    proc = rootless.run("abi-harness run --fixture kdump-x86_64 -- true || echo \"exit $?\"", chroot=True)
+    assert proc.stdout.strip() == "exit 2", proc.stdout + proc.stderr
+    assert proc.stderr.startswith("abi-harness: error: cannot create a user namespace as an ordinary user: ")
+    assert "Operation not permitted" in proc.stderr and "unprivileged user namespaces" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
 
 
 def test_cleanup_as_an_ordinary_user_names_what_is_not_theirs(rootless: Rootless) -> None:
