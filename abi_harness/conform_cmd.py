@@ -54,6 +54,33 @@ def _fault_kinds(text: str) -> str:
     return text
 
 
+def _jobs(text: str) -> int:
+    """--jobs N: a whole number of examples at once, at least 1."""
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of jobs") from None
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"{jobs}: at least one job is needed")
+    return jobs
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """--shard K/N: the K-th of N slices, 1 <= K <= N."""
+    k, slash, n = text.partition("/")
+    if not (slash and k.isdigit() and n.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N (the K-th of N shards, e.g. 1/4)")
+    if not 1 <= int(k) <= int(n):
+        raise argparse.ArgumentTypeError(f"{text}: K must be from 1 to N (shards are counted from 1)")
+    return int(k), int(n)
+
+
+def _shard_size(total: int, shard: tuple[int, int]) -> int:
+    """How many of *total* examples fall in *shard*."""
+    k, n = shard
+    return len(range(k - 1, total, n))
+
+
 def _check_writable(path: str) -> None:
     """Fail now, not after an hour of examples, when the JUnit file cannot be written."""
     target = Path(path)
@@ -85,7 +112,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_conform(args: argparse.Namespace) -> int:
-    from mockfs.conform.campaign import conform
+    from abi_specs.units import plural
+    from mockfs.conform.campaign import conform, default_jobs
     from mockfs.conform.junit import junit_xml
     from mockfs.conform.reproduce import save_failure
 
@@ -107,9 +135,8 @@ def cmd_conform(args: argparse.Namespace) -> int:
         raise UsageError(f"--arch {args.arch}: {args.platform} machines are {', '.join(arches)}")
 
     def show(outcome: Outcome) -> None:
-        shown.append(outcome)
         mark = "pass" if outcome.passed else "FAIL"
-        print(f"[{len(shown):>3}/{total}] {mark}  {outcome.example.describe()}  ({outcome.seconds:.1f} s)",
+        print(f"[{outcome.number:>3}/{total}] {mark}  {outcome.example.describe()}  ({outcome.seconds:.1f} s)",
               file=sys.stderr)
         for problem in outcome.problems[:3]:
             print(f"          {problem}", file=sys.stderr)
@@ -121,14 +148,19 @@ def cmd_conform(args: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             print(f"\rshrinking the first failure: {report_runs[0]} runs", end="", file=sys.stderr, flush=True)
 
-    shown: list[Outcome] = []
     report_runs = [0]
     arming = _arming(args)
     how = f", each machine armed by {args.arm!r}" if arming else ""
-    print(f"abi-harness conform: {total} examples of {' '.join(argv)}{how}", file=sys.stderr)
+    shard = args.shard or (1, 1)
+    mine = _shard_size(total, shard)
+    part = f", shard {shard[0]}/{shard[1]}: {mine} of them" if args.shard else ""
+    jobs = args.jobs or default_jobs()
+    print(f"abi-harness conform: {total} examples of {' '.join(argv)}{how}{part}, {plural(jobs, 'job')}",
+          file=sys.stderr)
     kinds = tuple(k for k in (args.faults or "").split(",") if k)
     report = conform(argv, args.platform, total, args.seed, on_outcome=show, arming=arming, arch=args.arch,
-                     on_shrink=shrinking, kinds=kinds, should_stop=lambda: bool(STOPPED_BY))
+                     on_shrink=shrinking, kinds=kinds, should_stop=lambda: bool(STOPPED_BY), jobs=jobs, shard=shard,
+                     tmpfs=True)
     if report_runs[0]:
         print("\r" if sys.stderr.isatty() else "", end="", file=sys.stderr)
         print(f"shrunk the first failure in {report_runs[0]} more runs (not counted as examples)", file=sys.stderr)
@@ -143,7 +175,9 @@ def cmd_conform(args: argparse.Namespace) -> int:
             saved = save_failure(report, Path(args.keep_failures))
             print(f"  kept in {saved[0].parent}; reproduce with: sh {saved[-1]}", file=sys.stderr)
     done = "interrupted: " if report.interrupted else ""
-    print(f"{done}{report.passed} passed, {report.failed} failed" + (f" of {total}" if report.interrupted else ""))
+    of = f" of {mine}" if report.interrupted else ""
+    sliced = f" (shard {shard[0]}/{shard[1]} of {total} examples)" if args.shard else ""
+    print(f"{done}{report.passed} passed, {report.failed} failed{of}{sliced}")
     if report.interrupted:
         return 128 + (STOPPED_BY[0] if STOPPED_BY else signal.SIGINT)
     return 0 if report.failed == 0 else 1
@@ -186,6 +220,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "default: all")
     p.add_argument("--examples", type=int, default=50, metavar="N", help="number of examples (default: %(default)s)")
     p.add_argument("--seed", type=int, metavar="S", help="random seed, for a reproducible run")
+    p.add_argument("--jobs", type=_jobs, metavar="N",
+                   help="run N examples at once (default: the CPUs this process may use); the verdicts are the same "
+                   "for any N")
+    p.add_argument("--shard", type=_shard, metavar="K/N",
+                   help="run only the K-th of N slices of the examples (every N-th, from the K-th), e.g. one job of a "
+                   "CI matrix each; together the N shards give the whole campaign's verdicts")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one test case per example)")
     p.add_argument("--keep-failures", metavar="DIR",
                    help="keep the minimal failure in DIR: its fixture, the example and reproduce.sh, which replays "

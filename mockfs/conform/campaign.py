@@ -12,12 +12,16 @@ part-way then a rerun, a full output directory). The collector runs through
 * the saved files are not readable by other users;
 * the exit status tells the truth: 0 exactly when the dump is complete.
 
-A failure is shrunk by hypothesis to a minimal fixture and fault plan.
+The examples are drawn first (as hypothesis's generate phase draws them,
+so a seed gives one list), then run side by side (:mod:`.pool`), a slice of
+them with a shard. A failure is then shrunk by hypothesis, one run at a time,
+to a minimal fixture and fault plan.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -35,11 +39,12 @@ from mockfs.dumps import VerifyReport
 from mockfs.fuse.faults import parse_faults
 from mockfs.machine import Fixture, VmcoreImage, write_fixture
 from mockfs.machine.generate import MIN_MEMORY, new_fixture
-from mockfs.sandbox.scratch import SHM, Scratch
 from mockfs.session.runner import RunResult, run
 
 from .arming import Arming, arm_and_crash, check_rearmed
 from .judging import judge_failed_dump, judge_run
+from .pool import Job, run_ordered
+from .workspace import Workspace
 
 MiB = 1 << 20
 #: Memory sizes drawn per platform: the smallest machines the model allows, so examples stay fast.
@@ -77,6 +82,7 @@ class Outcome:
     seconds: float
     result: RunResult | None = None
     dump: VerifyReport | None = None
+    number: int = 0  # the example's place in the campaign, from 1 (0: a shrinking run or a replay)
 
     @property
     def passed(self) -> bool:
@@ -129,11 +135,12 @@ def examples(draw: st.DrawFn, platform: str | None = None, arch: str | None = No
 
 def judge(example: Example, result: RunResult, output: Path, image: VmcoreImage) -> tuple[list[str], VerifyReport | None]:
     """The problems of one finished example (empty when it conforms), and the dump it saved."""
+    counts = result.report.get("violation_counts") or {}  # the true totals: violations holds the first few
     if example.dump_failed:
-        return judge_failed_dump(result.returncode, result.violations, output), None
+        return judge_failed_dump(result.returncode, result.violations, output, counts), None  # type: ignore[arg-type]
     plan = parse_faults(list(example.faults))
     problems, saved = judge_run(plan, example.faults, result.returncodes or [result.returncode], result.violations,
-                                output, image)
+                                output, image, counts)  # type: ignore[arg-type]
     return problems, saved.report
 
 
@@ -166,7 +173,9 @@ class ConformReport:
 
     command: list[str]
     arming: Arming | None = None
-    outcomes: list[Outcome] = field(default_factory=list)  # one per example, in the console's order
+    outcomes: list[Outcome] = field(default_factory=list)  # one per example run, in the campaign's order
+    drawn: int = 0  # the examples of the whole campaign (a shard runs some of them)
+    shard: tuple[int, int] = (1, 1)
     minimal: Outcome | None = None
     shrink_runs: int = 0  # runs hypothesis made while shrinking (not examples)
     interrupted: bool = False
@@ -185,6 +194,31 @@ class _Failed(AssertionError):
     pass
 
 
+def default_jobs() -> int:
+    """How many examples run at once by default: the CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def in_shard(number: int, shard: tuple[int, int]) -> bool:
+    """Whether example *number* (from 1) is in *shard* (K, N): every N-th example, from the K-th on."""
+    index, count = shard
+    return (number - 1) % count == index - 1
+
+
+def _space_needed(example: Example) -> int:
+    """The scratch bytes one example may fill: its whole dump (a failed phyp dump has none)."""
+    return 0 if example.dump_failed else VmcoreImage(example.fixture).size
+
+
+def _space_budget(work: Path) -> int:
+    """What the dumps being written at once may fill together: half the room left where they go."""
+    fs = os.statvfs(work)
+    return fs.f_bavail * fs.f_frsize // 2
+
+
 def conform(
     template: Sequence[str],
     platform: str | None = None,
@@ -198,36 +232,55 @@ def conform(
     on_shrink: Callable[[Outcome], None] | None = None,
     kinds: tuple[str, ...] = (),
     should_stop: Callable[[], bool] = lambda: False,
+    jobs: int | None = None,
+    shard: tuple[int, int] = (1, 1),
+    tmpfs: bool = False,
 ) -> ConformReport:
     """Run the conformance suite on *template* (``{output}`` is replaced per example).
 
-    First *examples_count* examples, each run and judged whatever the others
-    gave; then, when some failed, hypothesis replays the same sequence (the
-    results are remembered) and shrinks the first failure to a minimal one
-    in at most *shrink_budget* more runs. With *arming*, each example's
-    machine boots armed and is armed by its command, crashes, and must be
-    armed again after the collection (see :mod:`.arming`). Ctrl-C ends it
-    with the examples done so far (``interrupted``).
+    First *examples_count* examples are drawn; those of *shard* (K, N: every
+    N-th from the K-th) run, *jobs* at a time (default: :func:`default_jobs`),
+    each judged whatever the others gave; *on_outcome* sees them in the
+    campaign's order. Then, when some failed, hypothesis replays the same
+    sequence (the results are remembered; other shards' examples pass) and
+    shrinks the first failure to a minimal one in at most *shrink_budget*
+    more runs. With *arming*, each example's machine boots armed and is armed
+    by its command, crashes, and must be armed again after the collection
+    (see :mod:`.arming`). Ctrl-C ends it with the examples done so far
+    (``interrupted``). Without *work*, the examples write in a scratch
+    directory, on a private tmpfs with *tmpfs* (see :mod:`.workspace`: this
+    process leaves the host's mount namespace, so it is for a process of its
+    own, such as the command line's).
     """
     if examples_count < 1:
         raise ValueError(f"the number of examples must be at least 1, not {examples_count}")
-    report = ConformReport(list(template), arming)
+    if not 1 <= shard[0] <= shard[1]:
+        raise ValueError(f"shard {shard[0]}/{shard[1]}: K/N needs 1 <= K <= N")
+    workers = default_jobs() if jobs is None else jobs
+    if workers < 1:
+        raise ValueError(f"the number of jobs must be at least 1, not {workers}")
+    report = ConformReport(list(template), arming, shard=shard)
+    drawn: dict[str, Example] = {}  # by key, in the order drawn
     known: dict[str, Outcome] = {}
+    others: set[str] = set()  # the examples of other shards: judged there
     tmp = None
     if work is None:
-        # On tmpfs when there is one: every example writes a whole dump.
-        tmp = Scratch("abi-conform-", SHM if Path(SHM).is_dir() else None)
-        work = Path(tmp.name)
+        tmp = Workspace(tmpfs)
+        work = tmp.path
 
-    def outcome_of(example: Example) -> Outcome:
-        key = example.key()
-        if key not in known:
-            slot = work / f"ex-{len(known)}"
-            known[key] = check_example(template, example, slot, arming=arming)
+    def checked(example: Example, slot: Path) -> Outcome:
+        try:
+            return check_example(template, example, slot, arming=arming)
+        finally:
             shutil.rmtree(slot, ignore_errors=True)  # dumps and machines are large
-        return known[key]
+
+    def run_job(job: Job[Example]) -> Outcome:
+        outcome = checked(job.item, work / f"ex-{job.number}")
+        outcome.number = job.number
+        return outcome
 
     def phase(shrinking: bool):  # type: ignore[no-untyped-def]
+        # One function for the draw and the shrink: derandomized, hypothesis seeds from its source.
         @settings(max_examples=examples_count, deadline=None, database=None, derandomize=seed is None,
                   suppress_health_check=list(HealthCheck), print_blob=False,
                   phases=[Phase.generate, Phase.shrink] if shrinking else [Phase.generate])
@@ -235,18 +288,19 @@ def conform(
         def one(example: Example) -> None:
             if should_stop():  # a signal hypothesis may have taken for the end of its own search
                 raise KeyboardInterrupt
-            fresh = example.key() not in known
-            if shrinking and fresh and report.shrink_runs >= shrink_budget:
-                return  # shrinking budget spent: treat further candidates as passing
-            outcome = outcome_of(example)
-            if not shrinking:
-                if fresh and len(report.outcomes) < examples_count:
-                    report.outcomes.append(outcome)
-                    if on_outcome:
-                        on_outcome(outcome)
-                return  # every example runs: a failure does not stop the others
-            if fresh:
+            key = example.key()
+            if not shrinking:  # the draw: the examples are recorded, run later
+                if key not in drawn and len(drawn) < examples_count:
+                    drawn[key] = example
+                return
+            if key in others:
+                return
+            outcome = known.get(key)
+            if outcome is None:
+                if report.shrink_runs >= shrink_budget:
+                    return  # shrinking budget spent: treat further candidates as passing
                 report.shrink_runs += 1
+                outcome = known[key] = checked(example, work / f"shrink-{report.shrink_runs}")
                 if on_shrink:
                     on_shrink(outcome)
             if outcome.problems:
@@ -257,6 +311,14 @@ def conform(
 
     try:
         phase(shrinking=False)()
+        report.drawn = len(drawn)
+        todo = [Job(n, ex, _space_needed(ex)) for n, ex in enumerate(drawn.values(), 1) if in_shard(n, shard)]
+        others.update(key for n, key in enumerate(drawn, 1) if not in_shard(n, shard))
+        report.outcomes, interrupted = run_ordered(todo, run_job, workers=workers, space=_space_budget(work),
+                                                   on_result=on_outcome or (lambda _o: None), should_stop=should_stop)
+        known.update((o.example.key(), o) for o in report.outcomes)
+        if interrupted:
+            raise KeyboardInterrupt
         if report.failed:
             report.minimal = next(o for o in report.outcomes if o.problems)
             try:

@@ -12,8 +12,10 @@ def junit_xml(report: ConformReport) -> str:
     suite = ElementTree.Element("testsuite", name="abi-harness conform", tests=str(len(report.outcomes)),
                                 failures=str(report.failed), time=f"{sum(o.seconds for o in report.outcomes):.3f}")
     for i, outcome in enumerate(report.outcomes, 1):
+        # Numbered in the whole campaign: the cases of its shards add up to those of one run.
+        number = outcome.number or i
         case = ElementTree.SubElement(suite, "testcase", classname="conform",
-                                      name=f"example {i}: {outcome.example.describe()}", time=f"{outcome.seconds:.3f}")
+                                      name=f"example {number}: {outcome.example.describe()}", time=f"{outcome.seconds:.3f}")
         if outcome.problems:
             failure = ElementTree.SubElement(case, "failure", message=outcome.problems[0])
             failure.text = "\n".join(outcome.problems)
