@@ -1,6 +1,6 @@
 # Set-up and checks. `make demo` and `make test` install everything a fresh
 # Debian/Ubuntu machine lacks (Debian packages, the virtualenv, the package)
-# before they run.
+# before they run; `make demo` only what the demo needs (no test tools).
 #
 # Packages whose maintainer scripts change the machine's boot or service
 # configuration are never installed: kdump-tools (USE_KDUMP, crashkernel= in
@@ -12,7 +12,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# The demo needs the package alone; the tests add its [test] extra (pytest, drgn, ruff).
+DEMO_STAMP := $(VENV)/.installed-demo
+STAMP      := $(VENV)/.installed-test
 
 # What the demo needs: FUSE (fusermount3, libfuse3) and mount(8).
 DEMO_DEBS := fuse3 util-linux
@@ -50,19 +52,25 @@ system-deps-demo:
 system-deps-test:
 	$(call install_debs,$(TEST_DEBS) $(PRIVATE_LIBS))
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed ($(PYTHON))"; exit 1; }
-	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
 venv: $(STAMP)
 
-private-debs: venv
+private-debs: $(DEMO_STAMP)
 	$(BIN)/python -m mockfs.tools.debs $(PRIVATE_DEBS)
 
-install-demo: system-deps-demo venv
+install-demo: system-deps-demo $(DEMO_STAMP)
 
 install: system-deps-test venv private-debs
 

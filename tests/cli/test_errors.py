@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ..support import cli_path, run_cli, wait_until
+from ..support import REPO, cli_path, run_cli, tool, wait_until
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -166,3 +166,17 @@ def test_conform_does_not_claim_a_kill_that_never_came() -> None:
     assert proc.returncode == 1, proc.stderr
     assert "before the kill-after fault" in proc.stderr and "ever fired" in proc.stderr, proc.stderr
     assert "killed part-way" not in proc.stderr and "after a kill" not in proc.stderr
+
+
+# -- make demo installs what the demo needs ---------------------------------------------------
+
+
+def test_make_demo_installs_the_package_without_the_test_tools(tmp_path: Path) -> None:
+    plan = subprocess.run([tool("make"), "-n", "demo", f"VENV={tmp_path / 'venv'}"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert plan.returncode == 0, plan.stderr
+    installs = [line for line in plan.stdout.splitlines() if "pip install" in line and "--upgrade pip" not in line]
+    assert installs == [f"{tmp_path / 'venv'}/bin/pip install -q -e ."], plan.stdout
+    plan = subprocess.run([tool("make"), "-n", "test", f"VENV={tmp_path / 'venv'}"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert f"{tmp_path / 'venv'}/bin/pip install -q -e '.[test]'" in plan.stdout.splitlines(), plan.stdout
