@@ -11,7 +11,10 @@ Nothing is copied in or out: the program works on the real files, the harness
 itself never writes, truncates or removes a byte of them, and killing the
 run at any moment (even the daemon with SIGKILL) leaves exactly what the
 program had written so far, as a power cut would. Space is counted in apparent
-bytes (file sizes): growth costs, shrinking and unlinking give back.
+bytes (file sizes): growth costs, shrinking and unlinking give back. Files
+are served with direct_io (writes reach the daemon as the program made them,
+1 MiB at a time rather than page by page), so a shared writable mmap of an
+output file fails with ENODEV, as on other FUSE file systems with direct_io.
 """
 
 from __future__ import annotations
@@ -290,6 +293,7 @@ def _serve(root_fd: int, output: Path, budget: Budget, log: Path, ready_w: int, 
 
         mfusepy = load_mfusepy()
         options: dict[str, Any] = {"foreground": True, "default_permissions": True, "fsname": "abi-harness-output",
+                                   "direct_io": True,  # requests as large as the writes (1 MiB), not page by page
                                    "subtype": "abi-harness", "max_threads": 4, "max_idle_threads": 4}
         if os.geteuid() == 0:
             options["allow_other"] = True  # the program may run as another user
