@@ -16,7 +16,8 @@ command runs only when all pass, as the very process that passed them (exec).
   directory (where /proc's links point): writes through
   ``<stage>/proc/sysrq-trigger``, ``<stage>/proc/sys`` and
   ``<stage>/proc/self`` fail with EROFS, proved by ``access(W_OK)`` alone;
-* the root file system is not the host's (an overlay).
+* the root file system is not the host's: an overlay (rootless mode: the runner's
+  tmpfs, each directory an overlay or read-only).
 
 Run on the host, outside any runner, it makes no system call but reads, and exits 1.
 
@@ -95,29 +96,55 @@ def _unescape(field: str) -> str:
     return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 
+def _mounts() -> list[tuple[str, str, list[str], str]] | str:
+    """(mount point, fstype, per-mount options, source) of each mount here, or why they cannot be read."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = [line.split() for line in f]
+    except OSError as exc:
+        return f"mountinfo unreadable: {exc.strerror}"
+    mounts = []
+    for fields in lines:
+        sep = fields.index("-") if "-" in fields else -1
+        if sep < 6 or len(fields) < sep + 3:
+            return "mountinfo unparsable"
+        mounts.append((_unescape(fields[4]), fields[sep + 1], fields[5].split(","), _unescape(fields[sep + 2])))
+    return mounts
+
+
 def writable_procfs() -> list[str]:
     """Mount points of procfs, or of anything mounted below procfs, that are not read-only.
 
     Inside a run only the runner's FUSE /proc and read-only binds of the host's
     procfs may be there; on the host, /proc itself is listed.
     """
-    try:
-        with open("/proc/self/mountinfo") as f:
-            lines = [line.split() for line in f]
-    except OSError as exc:
-        return [f"(mountinfo unreadable: {exc.strerror})"]
-    mounts = []  # (mount point, fstype, per-mount options)
-    for fields in lines:
-        sep = fields.index("-") if "-" in fields else -1
-        if sep < 6 or len(fields) < sep + 2:
-            return ["(mountinfo unparsable)"]
-        mounts.append((_unescape(fields[4]), fields[sep + 1], fields[5].split(",")))
-    procs = [point for point, fstype, _ in mounts if fstype == "proc"]
+    mounts = _mounts()
+    if isinstance(mounts, str):
+        return [f"({mounts})"]
+    procs = [point for point, fstype, _, _ in mounts if fstype == "proc"]
 
     def under_proc(point: str) -> bool:
         return any(point == p or point.startswith(p.rstrip("/") + "/") for p in procs)
 
-    return [point for point, _, options in mounts if under_proc(point) and "ro" not in options]
+    return [point for point, _, options, _ in mounts if under_proc(point) and "ro" not in options]
+
+
+def root_problem() -> str | None:
+    """Why the root is not the run's (None when it is): an overlay, or in rootless mode the runner's
+    tmpfs whose every directory is an overlay or read-only (see :mod:`mockfs.sandbox.rootfs`)."""
+    if fs_type("/") == OVERLAYFS_SUPER_MAGIC:
+        return None
+    mounts = _mounts()
+    roots = [source for point, _, _, source in mounts if point == "/"] if not isinstance(mounts, str) else []
+    if not roots or roots[-1] != "abi-harness-root":  # the last mount at / is the one seen
+        return "the root file system is not the run's overlay"
+    for name in sorted(os.listdir("/")):
+        path = f"/{name}"
+        if name in ("proc", "sys", "dev") or os.path.islink(path) or not os.path.isdir(path):
+            continue
+        if fs_type(path) != OVERLAYFS_SUPER_MAGIC and not write_refused(path):
+            return f"{path} is neither the run's overlay nor read-only"
+    return None
 
 
 def stage_proc() -> str | None:
@@ -146,8 +173,8 @@ def problems() -> list[str]:
             out.append(f"{path} is the host's procfs, writable")
     for point in writable_procfs():
         out.append(f"the procfs mount at {point} is writable")
-    if fs_type("/") != OVERLAYFS_SUPER_MAGIC:
-        out.append("the root file system is not the run's overlay")
+    if why := root_problem():
+        out.append(why)
     return out
 
 
