@@ -144,7 +144,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "mount", help="serve a fixture's dump ABI over FUSE",
         description="Serve, under MOUNTPOINT, the tree of canonical paths (sys/kernel/..., proc/vmcore, "
         "proc/device-tree/rtas/...) of a fixture's capture kernel. Returns once the mount answers and "
-        "leaves a daemon serving it; 'abi-harness umount MOUNTPOINT' ends it.",
+        "leaves a daemon serving it; 'abi-harness umount MOUNTPOINT' ends it. As root the files are root's and "
+        "every user may reach them; an ordinary user needs a /dev/fuse they may open (the mount goes through "
+        "fusermount3), and the files are then theirs and reachable by them alone.",
     )
     p.add_argument("fixture", metavar="FIXTURE", help="a built-in fixture name or a fixture manifest")
     p.add_argument("mountpoint", metavar="MOUNTPOINT", help="an existing directory")

@@ -146,6 +146,17 @@ def test_run_as_an_ordinary_user(rootless: Rootless) -> None:
     assert "exit status: 0" in proc.stderr
 
 
+def test_rootless_writes_land_in_the_machine_or_fail(rootless: Rootless) -> None:
+    # /etc is an overlay of its own; /tmp holds this test's device mount, inherited, so it is a read-only bind.
+    probe = f"abi-rootless-probe-{rootless.token}"
+    proc = rootless.run(f"abi-harness run --fixture kdump-x86_64 -- sh -c 'echo kept > /etc/{probe} && cat /etc/{probe}; "
+                        f"touch /tmp/{probe} 2>&1 || true'")
+    assert proc.returncode == 0, proc.stderr
+    kept, refused = proc.stdout.splitlines()
+    assert kept == "kept" and "Read-only file system" in refused
+    assert not Path("/etc", probe).exists() and not Path("/tmp", probe).exists()  # the host is untouched
+
+
 def test_a_rootless_dump_is_complete_and_private(rootless: Rootless, small_kdump: Path) -> None:
     out = rootless.home / "out"
     proc = rootless.run(f"abi-harness run --fixture {small_kdump} --output {out} --verify -- "
