@@ -179,6 +179,13 @@ def test_mount_as_an_ordinary_user(rootless: Rootless) -> None:
     assert not list((rootless.home / "run" / "abi-harness" / "mounts").iterdir())  # umount took its record and log
 
 
+def test_conform_as_an_ordinary_user(rootless: Rootless) -> None:
+    proc = rootless.run("abi-harness conform --platform kdump --examples 2 --seed 1 --faults none,kill -- "
+                        "sh -c 'umask 077; cat /proc/vmcore > {output}/vmcore'")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "2 passed, 0 failed"
+
+
 def test_the_pytest_plugin_as_an_ordinary_user(rootless: Rootless, small_kdump: Path) -> None:
     (rootless.home / "test_collector.py").write_text(f'''
 def test_saves_everything(abi_run, tmp_path):
