@@ -166,6 +166,9 @@ def test_a_rootless_dump_is_complete_and_private(rootless: Rootless, small_kdump
     saved = (out / "vmcore").stat()
     assert (saved.st_uid, saved.st_mode & 0o777) == (USER, 0o600)
     assert not [p for p in Path(tempfile.gettempdir()).glob("abi-run-*") if p.stat().st_uid == USER]
+    # Root in its user namespace, the runner still kept its record in the user's runtime directory, and took it.
+    runs = rootless.home / "run" / "abi-harness" / "runs"
+    assert runs.is_dir() and not list(runs.iterdir())
 
 
 def test_mount_as_an_ordinary_user(rootless: Rootless) -> None:
