@@ -27,6 +27,7 @@ from mockfs.live.life import handle
 from mockfs.live.machine import CONTROL
 from mockfs.sandbox.processes import mount_namespace
 
+from .cache import KernelCache
 from .faults import FaultPlan
 from .lib import load_mfusepy
 from .trace import Trace
@@ -58,6 +59,7 @@ class MockFS(mfusepy.Operations):
         self._kill_done = False  # kill-after fires once: a rerun must be able to finish
         self._lock = threading.Lock()
         self._answers: dict[int, bytes] = {}  # control file: the last answer, by the asking pid
+        self.cache = KernelCache(machine, mfusepy)
         self.owner = (os.geteuid(), os.getegid())  # (0, 0) as root, in a user namespace of ours too
 
     def init(self, path: str) -> None:
@@ -203,8 +205,13 @@ class MockFS(mfusepy.Operations):
         raise FuseOSError(errno.EINTR)
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        if fh == CONTROL_FH:
-            return self._control(data)
+        before = self.cache.snapshot()
+        try:
+            return self._control(data) if fh == CONTROL_FH else self._write(path, data, offset)
+        finally:
+            self.cache.after_write(before)  # before the writer returns: what it changed is visible at once
+
+    def _write(self, path: str, data: bytes, offset: int) -> int:
         node = self._node(path)
         if node.kind != "file" or node.entry is None:
             raise FuseOSError(errno.EACCES)
