@@ -4,8 +4,9 @@ kdump-tools, kexec-tools and Debian's kernel are unpacked privately (``make
 private-debs``) and put into each machine's own root file system, so the
 machine has them installed and the host does not. Every test checks the host
 before and after: its sysctls, its kexec and fadump state, and the
-directories a dump service writes. Commands that load a kernel or reboot run
-behind ``SEALED`` (the probe proves the seals inside the runner first).
+directories a dump service writes. Commands that load a kernel, write sysctls
+(kdump-config load in fadump mode) or reboot run behind ``SEALED`` (the probe
+proves the seals inside the runner first).
 """
 
 from __future__ import annotations
@@ -80,14 +81,14 @@ def test_kdump_tools_fadump_mode_load_status_unload(tmp_path: Path, host) -> Non
     out = tmp_path / "out"
     machine = equipped(tmp_path / "m", fixture, out)
     assert not machine.armed
-    code, text = run_to_file(machine, out, "load", ["kdump-config", "load"])
+    code, text = run_to_file(machine, out, "load", [*SEALED, "kdump-config", "load"])
     assert code == 0, text
     assert "fadump registered successfully" in text
     assert machine.armed and machine.variables["registered"]
     assert machine.state["sysctls"] == {"kernel/panic_on_oops": "1\n"}  # in the machine, not on the host
     code, text = run_to_file(machine, out, "status", ["kdump-config", "status"])
     assert code == 0 and "ready to fadump" in text and "Not ready" not in text, text
-    code, text = run_to_file(machine, out, "unload", ["kdump-config", "unload"])
+    code, text = run_to_file(machine, out, "unload", [*SEALED, "kdump-config", "unload"])
     assert code == 0 and "fadump un-registered successfully" in text, text
     assert not machine.armed
     code, text = run_to_file(machine, out, "status2", ["kdump-config", "status"])
@@ -98,13 +99,13 @@ def test_kdump_tools_fadump_registers_again_after_release_mem(tmp_path: Path, ho
     fixture = new_fixture("fadump", memory=MIN_MEMORY["fadump"], name="fadump-small")
     out = tmp_path / "out"
     machine = equipped(tmp_path / "m", fixture, out)
-    assert run_to_file(machine, out, "load", ["kdump-config", "load"])[0] == 0
+    assert run_to_file(machine, out, "load", [*SEALED, "kdump-config", "load"])[0] == 0
     assert machine.crash() == ["crash"]
     saved = tmp_path / "saved"
     result = machine.run([VMCORE_SAVE, "--quiet", str(saved)], output=saved)  # it writes release_mem
     assert result.returncode == 0 and result.violations == [], result.report
     assert not machine.variables["dump_active"] and not machine.armed
-    code, text = run_to_file(machine, out, "again", ["kdump-config", "load"])
+    code, text = run_to_file(machine, out, "again", [*SEALED, "kdump-config", "load"])
     assert code == 0 and "fadump registered successfully" in text, text
     assert machine.armed
 
@@ -179,7 +180,8 @@ def test_kexec_p_and_unload_run_directly(tmp_path: Path, host) -> None:
 
 # -- conformance of the arming half ------------------------------------------------------------
 
-KDUMP_TOOLS_ARM = ("cp /usr/share/kdump-tools/kdump-tools.conf /etc/default/kdump-tools && kdump-config load")
+KDUMP_TOOLS_ARM = ("cp /usr/share/kdump-tools/kdump-tools.conf /etc/default/kdump-tools && "
+                   f"{' '.join(SEALED)} kdump-config load")
 
 
 def test_conform_arm_passes_kdump_config_in_fadump_mode(cli, tmp_path: Path, host) -> None:
