@@ -36,6 +36,12 @@ try:  # harmless even if it were written: this process's own name
     print("self/comm WRITTEN", file=res)
 except OSError as exc:
     print("self/comm", errno.errorcode[exc.errno], file=res)
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+for name in ("sys/kernel/panic_on_oops", "sysrq-trigger"):  # asked with access(2): nothing is written
+    if os.path.exists(f"{stage}/{name}"):
+        ok = libc.access(f"{stage}/{name}".encode(), os.W_OK) == 0
+        print(name, "WRITABLE" if ok else errno.errorcode[ctypes.get_errno()], file=res)
 print("statvfs", "ro" if os.statvfs(stage).f_flag & os.ST_RDONLY else "rw", file=res)
 with open("/proc/self/mountinfo") as f:
     print("mount", [line.split()[5].split(",")[0] for line in f if line.split()[4] == stage][0], file=res)
@@ -52,7 +58,8 @@ def test_the_hosts_procfs_under_the_stage_is_read_only(tmp_path: Path) -> None:
     assert result.returncode == 0
     lines = dict(line.split(" ", 1) for line in (out / "result").read_text().splitlines())
     assert lines["stage"].endswith("/stage/proc")
-    assert lines["self/comm"] == "EROFS"
+    assert lines["self/comm"] == "EROFS" and lines["sys/kernel/panic_on_oops"] == "EROFS"
+    assert lines.get("sysrq-trigger", "EROFS") == "EROFS"  # (this host's kernel may have no sysrq)
     assert lines["statvfs"] == "ro" and lines["mount"] == "ro"
     assert lines["magic-link"] == "ok"
     assert host_snapshot() == before
