@@ -192,10 +192,12 @@ OWN_COMMANDS = ("specs", "check", "docs")
 def _needs_only_own(argv: Sequence[str]) -> bool:
     """Whether *argv* runs one of :data:`OWN_COMMANDS` (or only asks for the version): the other command
     modules, and the spec their option choices come from, need not be loaded for it."""
-    words = [a for a in argv if not a.startswith("-")]
-    if words:
-        return words[0] in OWN_COMMANDS
-    return not any(a == "-h" or (len(a) > 2 and "--help".startswith(a)) for a in argv)
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg in OWN_COMMANDS
+        if arg == "-h" or (len(arg) > 2 and "--help".startswith(arg)):
+            return False  # the top-level help lists every command
+    return True
 
 
 def build_parser(own_only: bool = False) -> argparse.ArgumentParser:

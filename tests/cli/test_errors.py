@@ -99,8 +99,11 @@ def test_quick_commands_keep_every_command_in_reach() -> None:
     assert proc.returncode == 0 and proc.stdout.startswith("abi-harness "), proc.stderr
     proc = run_cli("no-such-command")
     assert proc.returncode == 2 and "'conform'" in proc.stderr and "'specs'" in proc.stderr, proc.stderr
-    proc = run_cli("--help")
-    assert proc.returncode == 0 and "conform" in proc.stdout and "specs" in proc.stdout
+    for args in (["--help"], ["-h", "specs"], ["--he"]):
+        proc = run_cli(*args)
+        assert proc.returncode == 0 and "conform" in proc.stdout and "specs" in proc.stdout, args
+    proc = run_cli("specs", "--help")
+    assert proc.returncode == 0 and "--spec-file" in proc.stdout
 
 
 def test_cleanup_help_names_the_runtime_directory_in_use(tmp_path: Path) -> None:
