@@ -22,21 +22,22 @@ SONAME = "libfuse3.so.3"
 def libfuse3_path() -> str | None:
     """The libfuse3 library name as the dynamic loader knows it, looked up once.
 
-    find_library runs ldconfig and keeps the entries of uname's architecture;
-    inside a run of a mocked ppc64 machine uname says ppc64, so when it finds
-    nothing the soname is tried with the loader itself.
+    The soname is tried with the loader itself first: find_library runs
+    ldconfig in a subprocess (about 10 ms of every run) and keeps only the
+    entries of uname's architecture, which inside a run of a mocked ppc64
+    machine says ppc64. find_library remains for a library the loader does not
+    find by its soname.
     """
     if not _PATH:
         import ctypes
-        from ctypes.util import find_library
 
-        found = find_library("fuse3")
-        if found is None:
-            try:
-                ctypes.CDLL(SONAME)
-                found = SONAME
-            except OSError:
-                found = None
+        try:
+            ctypes.CDLL(SONAME)
+            found: str | None = SONAME
+        except OSError:
+            from ctypes.util import find_library
+
+            found = find_library("fuse3")
         _PATH.append(found)
     return _PATH[0]
 

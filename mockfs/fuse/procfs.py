@@ -224,9 +224,10 @@ def serve(
     Blocks in the foreground. ``on_ready`` runs once the kernel has completed the
     FUSE handshake, i.e. when lookups through the mount stop blocking.
     """
-    mfusepy = load_mfusepy()
+    from .binding import Fuse  # imports the binding
+
     ops = ProcOverlay(real_proc, mock_proc, on_ready=on_ready, vmcore_mode=vmcore_mode)
-    mfusepy.FUSE(
+    Fuse(
         ops,
         os.fspath(mountpoint),
         foreground=True,

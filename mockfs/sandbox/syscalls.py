@@ -126,17 +126,22 @@ def make_readonly_recursive(target: str) -> None:
     check(ret, f"mount_setattr {target} read-only")
 
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
 
 
-def keep_heap_memory(limit: int = 1 << 28) -> None:
-    """Stop glibc from mmap-ing and unmapping every large buffer.
+def keep_heap_memory(limit: int = 4 << 20, arenas: int = 2) -> None:
+    """Stop glibc from mmap-ing and unmapping every large buffer, and bound what it keeps.
 
     The daemon builds a fresh 1 MiB reply per read in FUSE worker threads; by
     default each such buffer is a new mmap whose pages fault in and are
-    unmapped again, which more than halved the throughput. Keeping buffers up
-    to *limit* on the heap (and not trimming it) makes them reusable.
+    unmapped again, which more than halved the throughput. Buffers up to
+    *limit* stay on the heap, where they are reused. Each arena keeps at most
+    4 * *limit* free before trimming, and the worker threads (up to 16) share
+    *arenas* arenas rather than one each: the GIL serialises them anyway, and
+    an arena per thread, each holding its own freed replies, doubled the
+    daemon's peak memory with 8 readers (bench/bench_memory.py).
     """
     lib = libc()
     lib.mallopt(M_MMAP_THRESHOLD, limit)
-    lib.mallopt(M_TRIM_THRESHOLD, 2 * limit)
+    lib.mallopt(M_TRIM_THRESHOLD, 4 * limit)
+    lib.mallopt(M_ARENA_MAX, arenas)
