@@ -32,9 +32,10 @@ from mockfs.sandbox.processes import kill_and_wait, mount_namespace, start_time
 from mockfs.sandbox.records import read_record, write_record
 from mockfs.sandbox.runtime import subdir
 
+from . import cache
+from .binding import Fuse
 from .faults import FaultPlan
 from .fs import MockFS
-from .lib import load_mfusepy
 from .trace import Trace
 
 
@@ -88,19 +89,20 @@ def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
 
     kill-after never kills a process group in *spare_groups* as a whole, only the reader.
     """
-    mfusepy = load_mfusepy()
     syscalls.keep_heap_memory()
     machine.on_change = keep
     machine.on_crash = end_run_of
     fs = MockFS(machine, Trace(trace), faults, on_ready=on_ready, spare_groups=spare_groups)
-    # libfuse 3.14 complains on stderr unless the thread limits are explicit.
+    # libfuse 3.14 complains on stderr unless the thread limits are explicit. Names and attributes
+    # stay cached (fs.cache invalidates what a write changes); a missing name is asked again.
     options = {"foreground": True, "direct_io": True, "default_permissions": True, "fsname": "abi-harness",
-               "subtype": "abi-harness", "max_threads": 16, "max_idle_threads": 16}
+               "subtype": "abi-harness", "max_threads": 16, "max_idle_threads": 16,
+               "entry_timeout": cache.TIMEOUT, "attr_timeout": cache.TIMEOUT, "negative_timeout": 0.0}
     if os.geteuid() == 0:
         options["allow_other"] = True  # the collector may run as another user
     try:
         with _libfuse_signal_handlers():
-            mfusepy.FUSE(fs, str(mountpoint), **options)
+            Fuse(fs, str(mountpoint), **options)
     except RuntimeError as exc:
         # libfuse's loop ends with an error code when SIGINT or SIGTERM stops it (8 with libfuse 3):
         # a requested stop, not a failure. Anything else is one line for the caller.
