@@ -121,7 +121,7 @@ def rootless() -> Iterator[Rootless]:
 
 
 @pytest.fixture(scope="module")
-def small_kdump(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_kdump(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A 64 MiB kdump machine, its manifest readable by everyone."""
     folder = tmp_path_factory.mktemp("rootless-fixture")
     path = folder / "kdump.toml"
