@@ -219,6 +219,38 @@ def _space_budget(work: Path) -> int:
     return fs.f_bavail * fs.f_frsize // 2
 
 
+def _search(count: int, seed: int | None, strategy: st.SearchStrategy[Example], shrink: bool,
+            body: Callable[[Example], None]) -> None:
+    """Hypothesis over *strategy* with *body* as the test: the draw, then (*shrink*) the replay that shrinks.
+
+    Both passes go through this one function: derandomized (no *seed*),
+    hypothesis seeds from the test's source, so both see one sequence.
+    """
+    @settings(max_examples=count, deadline=None, database=None, derandomize=seed is None,
+              suppress_health_check=list(HealthCheck), print_blob=False,
+              phases=[Phase.generate, Phase.shrink] if shrink else [Phase.generate])
+    @given(strategy)
+    def one(example: Example) -> None:
+        body(example)
+
+    (hypothesis_seed(seed)(one) if seed is not None else one)()
+
+
+def draw_examples(count: int, seed: int | None = None, platform: str | None = None, arch: str | None = None,
+                  kinds: tuple[str, ...] = (), should_stop: Callable[[], bool] = lambda: False) -> list[Example]:
+    """The campaign's examples, in order: as hypothesis's generate phase draws them (one list per seed)."""
+    drawn: dict[str, Example] = {}
+
+    def record(example: Example) -> None:
+        if should_stop():  # a signal hypothesis may have taken for the end of its own search
+            raise KeyboardInterrupt
+        if example.key() not in drawn and len(drawn) < count:
+            drawn[example.key()] = example
+
+    _search(count, seed, examples(platform, arch, kinds), False, record)
+    return list(drawn.values())
+
+
 def conform(
     template: Sequence[str],
     platform: str | None = None,
@@ -260,13 +292,8 @@ def conform(
     if workers < 1:
         raise ValueError(f"the number of jobs must be at least 1, not {workers}")
     report = ConformReport(list(template), arming, shard=shard)
-    drawn: dict[str, Example] = {}  # by key, in the order drawn
-    known: dict[str, Outcome] = {}
-    others: set[str] = set()  # the examples of other shards: judged there
-    tmp = None
-    if work is None:
-        tmp = Workspace(tmpfs)
-        work = tmp.path
+    tmp = Workspace(tmpfs) if work is None else None
+    place = tmp.path if tmp is not None else work
 
     def checked(example: Example, slot: Path) -> Outcome:
         try:
@@ -275,58 +302,23 @@ def conform(
             shutil.rmtree(slot, ignore_errors=True)  # dumps and machines are large
 
     def run_job(job: Job[Example]) -> Outcome:
-        outcome = checked(job.item, work / f"ex-{job.number}")
+        outcome = checked(job.item, place / f"ex-{job.number}")
         outcome.number = job.number
         return outcome
 
-    def phase(shrinking: bool):  # type: ignore[no-untyped-def]
-        # One function for the draw and the shrink: derandomized, hypothesis seeds from its source.
-        @settings(max_examples=examples_count, deadline=None, database=None, derandomize=seed is None,
-                  suppress_health_check=list(HealthCheck), print_blob=False,
-                  phases=[Phase.generate, Phase.shrink] if shrinking else [Phase.generate])
-        @given(examples(platform, arch, kinds))
-        def one(example: Example) -> None:
-            if should_stop():  # a signal hypothesis may have taken for the end of its own search
-                raise KeyboardInterrupt
-            key = example.key()
-            if not shrinking:  # the draw: the examples are recorded, run later
-                if key not in drawn and len(drawn) < examples_count:
-                    drawn[key] = example
-                return
-            if key in others:
-                return
-            outcome = known.get(key)
-            if outcome is None:
-                if report.shrink_runs >= shrink_budget:
-                    return  # shrinking budget spent: treat further candidates as passing
-                report.shrink_runs += 1
-                outcome = known[key] = checked(example, work / f"shrink-{report.shrink_runs}")
-                if on_shrink:
-                    on_shrink(outcome)
-            if outcome.problems:
-                report.minimal = outcome
-                raise _Failed("; ".join(outcome.problems))
-
-        return hypothesis_seed(seed)(one) if seed is not None else one
-
     try:
-        phase(shrinking=False)()
+        drawn = draw_examples(examples_count, seed, platform, arch, kinds, should_stop)
         report.drawn = len(drawn)
-        todo = [Job(n, ex, _space_needed(ex)) for n, ex in enumerate(drawn.values(), 1) if in_shard(n, shard)]
-        others.update(key for n, key in enumerate(drawn, 1) if not in_shard(n, shard))
-        report.outcomes, interrupted = run_ordered(todo, run_job, workers=workers, space=_space_budget(work),
+        todo = [Job(n, ex, _space_needed(ex)) for n, ex in enumerate(drawn, 1) if in_shard(n, shard)]
+        report.outcomes, interrupted = run_ordered(todo, run_job, workers=workers, space=_space_budget(place),
                                                    on_result=on_outcome or (lambda _o: None), should_stop=should_stop)
-        known.update((o.example.key(), o) for o in report.outcomes)
         if interrupted:
             raise KeyboardInterrupt
         if report.failed:
-            report.minimal = next(o for o in report.outcomes if o.problems)
-            try:
-                phase(shrinking=True)()
-            except _Failed:
-                pass
-            except HypothesisException as exc:  # a flaky collector: keep the last failure seen
-                report.minimal.problems.append(f"(hypothesis: {exc})")
+            others = {ex.key() for n, ex in enumerate(drawn, 1) if not in_shard(n, shard)}
+            shrink = _Shrink(report, others, shrink_budget, lambda ex, n: checked(ex, place / f"shrink-{n}"),
+                             on_shrink, should_stop)
+            shrink.run(examples_count, seed, examples(platform, arch, kinds))
     except KeyboardInterrupt:
         report.interrupted = True
     except Exception:
@@ -340,3 +332,48 @@ def conform(
             tmp.cleanup()
     report.interrupted = report.interrupted or should_stop()
     return report
+
+
+@dataclass
+class _Shrink:
+    """The first failure shrunk: hypothesis replays the draw, the examples' outcomes remembered, then shrinks.
+
+    The examples of other shards pass (they are judged there); every new
+    candidate is one more run, up to the budget, after which candidates pass.
+    """
+
+    report: ConformReport
+    others: set[str]
+    budget: int
+    check: Callable[[Example, int], Outcome]  # (example, run number) -> outcome
+    on_shrink: Callable[[Outcome], None] | None
+    should_stop: Callable[[], bool]
+    known: dict[str, Outcome] = field(default_factory=dict)  # by example key
+
+    def run(self, count: int, seed: int | None, strategy: st.SearchStrategy[Example]) -> None:
+        self.known.update((o.example.key(), o) for o in self.report.outcomes)
+        self.report.minimal = next(o for o in self.report.outcomes if o.problems)
+        try:
+            _search(count, seed, strategy, True, self.test)
+        except _Failed:
+            pass
+        except HypothesisException as exc:  # a flaky collector: keep the last failure seen
+            self.report.minimal.problems.append(f"(hypothesis: {exc})")
+
+    def test(self, example: Example) -> None:
+        if self.should_stop():
+            raise KeyboardInterrupt
+        key = example.key()
+        if key in self.others:
+            return
+        outcome = self.known.get(key)
+        if outcome is None:
+            if self.report.shrink_runs >= self.budget:
+                return  # shrinking budget spent: treat further candidates as passing
+            self.report.shrink_runs += 1
+            outcome = self.known[key] = self.check(example, self.report.shrink_runs)
+            if self.on_shrink:
+                self.on_shrink(outcome)
+        if outcome.problems:
+            self.report.minimal = outcome
+            raise _Failed("; ".join(outcome.problems))
