@@ -134,9 +134,9 @@ def run_ordered(jobs: Sequence[Job[T]], run: Callable[[Job[T]], R], *, workers: 
     done: queue.SimpleQueue[tuple[_Worker, object]] = queue.SimpleQueue()
     used = 0
 
-    def hand_on(upto: int | None = None) -> None:
-        """Pass on the finished results in order: up to the first unfinished one (or every one, at a stop)."""
-        while order and (order[0] in finished or upto is None):
+    def hand_on(stopped: bool = False) -> None:
+        """Pass on the finished results in order: up to the first unfinished one (every one, once stopped)."""
+        while order and (order[0] in finished or stopped):
             number = order.pop(0)
             if number in finished:
                 results.append(finished[number])
@@ -163,11 +163,11 @@ def run_ordered(jobs: Sequence[Job[T]], run: Callable[[Job[T]], R], *, workers: 
             if isinstance(result, BaseException):
                 raise result
             finished[worker.job.number] = result  # type: ignore[assignment]
-            hand_on(worker.job.number)
+            hand_on()
     except KeyboardInterrupt:
         _stop(list(running.values()))
         _collect(done, finished)
-        hand_on()
+        hand_on(stopped=True)
         return results, True
     except BaseException:
         _stop(list(running.values()))
