@@ -93,10 +93,12 @@ def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
     machine.on_change = keep
     machine.on_crash = end_run_of
     fs = MockFS(machine, Trace(trace), faults, on_ready=on_ready, spare_groups=spare_groups)
-    # libfuse 3.14 complains on stderr unless the thread limits are explicit. Names and attributes
-    # stay cached (fs.cache invalidates what a write changes); a missing name is asked again.
-    options = {"foreground": True, "direct_io": True, "default_permissions": True, "fsname": "abi-harness",
-               "subtype": "abi-harness", "max_threads": 16, "max_idle_threads": 16,
+    # One thread serves every request: the GIL serialises the handlers anyway, and libfuse's
+    # multi-threaded loop hands consecutive requests to different sleeping workers, which cost
+    # 40-70 % of streaming and a third more per attribute round trip (README, speed). Names and
+    # attributes stay cached (fs.cache invalidates what a write changes); a missing name is asked again.
+    options = {"foreground": True, "nothreads": True, "direct_io": True, "default_permissions": True,
+               "fsname": "abi-harness", "subtype": "abi-harness",
                "entry_timeout": cache.TIMEOUT, "attr_timeout": cache.TIMEOUT, "negative_timeout": 0.0}
     if os.geteuid() == 0:
         options["allow_other"] = True  # the collector may run as another user

@@ -136,10 +136,10 @@ def keep_heap_memory(limit: int = 4 << 20, arenas: int = 2) -> None:
     default each such buffer is a new mmap whose pages fault in and are
     unmapped again, which more than halved the throughput. Buffers up to
     *limit* stay on the heap, where they are reused. Each arena keeps at most
-    4 * *limit* free before trimming, and the worker threads (up to 16) share
-    *arenas* arenas rather than one each: the GIL serialises them anyway, and
-    an arena per thread, each holding its own freed replies, doubled the
-    daemon's peak memory with 8 readers (bench/bench_memory.py).
+    4 * *limit* free before trimming, and threads share *arenas* arenas rather
+    than one each: with libfuse's multi-threaded loop, an arena per worker,
+    each holding its own freed replies, doubled the daemon's peak memory with
+    8 readers (bench/bench_memory.py).
     """
     lib = libc()
     lib.mallopt(M_MMAP_THRESHOLD, limit)
