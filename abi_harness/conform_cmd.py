@@ -155,7 +155,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
     mine = _shard_size(total, shard)
     part = f", shard {shard[0]}/{shard[1]}: {mine} of them" if args.shard else ""
     jobs = args.jobs or default_jobs()
-    print(f"abi-harness conform: {total} examples of {' '.join(argv)}{how}{part}, {plural(jobs, 'job')}",
+    print(f"abi-harness conform: {plural(total, 'example')} of {' '.join(argv)}{how}{part}, {plural(jobs, 'job')}",
           file=sys.stderr)
     kinds = tuple(k for k in (args.faults or "").split(",") if k)
     report = conform(argv, args.platform, total, args.seed, on_outcome=show, arming=arming, arch=args.arch,
@@ -176,7 +176,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
             print(f"  kept in {saved[0].parent}; reproduce with: sh {saved[-1]}", file=sys.stderr)
     done = "interrupted: " if report.interrupted else ""
     of = f" of {mine}" if report.interrupted else ""
-    sliced = f" (shard {shard[0]}/{shard[1]} of {total} examples)" if args.shard else ""
+    sliced = f" (shard {shard[0]}/{shard[1]} of {plural(total, 'example')})" if args.shard else ""
     print(f"{done}{report.passed} passed, {report.failed} failed{of}{sliced}")
     if report.interrupted:
         return 128 + (STOPPED_BY[0] if STOPPED_BY else signal.SIGINT)
