@@ -79,8 +79,8 @@ def serve_const(mountpoint: Path, c_read: str | None) -> int:
                     return main(argc, argv, ops, size, data)
 
                 mfusepy.fuse_main_real = patched
-            Fuse(ConstOps(ready_w), str(mountpoint), foreground=True, direct_io=True, max_threads=16,
-                 max_idle_threads=16)
+            # The mock's loop: single-threaded.
+            Fuse(ConstOps(ready_w), str(mountpoint), foreground=True, nothreads=True, direct_io=True)
         finally:
             os._exit(0)
     os.close(ready_w)
