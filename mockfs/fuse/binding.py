@@ -1,11 +1,12 @@
 """mfusepy's FUSE loop with the cost of each request cut where the binding allows.
 
-ctypes runs every callback from a libfuse worker thread under
-``PyGILState_Ensure``/``Release``: a thread Python does not know gets a new
-thread state for each request, built and torn down again. :class:`Fuse` makes
-each worker keep the first one it gets (one extra ``PyGILState_Ensure`` per
-worker thread, never released: libfuse keeps its workers until unmount, and the
-daemon exits with them).
+ctypes runs every callback under ``PyGILState_Ensure``/``Release``: in a
+worker thread of libfuse's multi-threaded loop, a thread Python does not know,
+that builds a new thread state for each request and tears it down again.
+:class:`Fuse` makes each worker keep the first one it gets (one extra
+``PyGILState_Ensure`` per thread, never released: libfuse keeps its workers
+until unmount, and the daemon exits with them). The mock's single-threaded loop
+runs callbacks in the thread that mounted, whose state Python keeps anyway.
 """
 
 from __future__ import annotations
