@@ -137,6 +137,7 @@ def _communicate(proc: subprocess.Popen[Any], input: bytes | str | None, timeout
         try:
             return proc.communicate(input, timeout=wait)
         except subprocess.TimeoutExpired:
+            input = None  # Popen keeps what is left of it; a retry may not pass it again
             if end is not None and time.monotonic() >= end:
                 raise subprocess.TimeoutExpired(proc.args, timeout) from None
             if not reaped and proc.poll() is not None:
