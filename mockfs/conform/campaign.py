@@ -292,8 +292,7 @@ def conform(
     if workers < 1:
         raise ValueError(f"the number of jobs must be at least 1, not {workers}")
     report = ConformReport(list(template), arming, shard=shard)
-    tmp = Workspace(tmpfs) if work is None else None
-    place = tmp.path if tmp is not None else work
+    place = work  # or the workspace's, set below
 
     def checked(example: Example, slot: Path) -> Outcome:
         try:
@@ -306,7 +305,12 @@ def conform(
         outcome.number = job.number
         return outcome
 
+    tmp: Workspace | None = None
     try:
+        # Inside the try: a stop signal that lands right after the scratch exists still removes it.
+        if work is None:
+            tmp = Workspace(tmpfs)
+        place = tmp.path if tmp is not None else work
         drawn = draw_examples(examples_count, seed, platform, arch, kinds, should_stop)
         report.drawn = len(drawn)
         todo = [Job(n, ex, _space_needed(ex)) for n, ex in enumerate(drawn, 1) if in_shard(n, shard)]

@@ -26,7 +26,12 @@ class Workspace:
     def __init__(self, tmpfs: bool = False) -> None:
         self._scratch = Scratch("abi-conform-")
         self.path = Path(self._scratch.name)
-        self.tmpfs = tmpfs and _private_tmpfs(self.path)
+        self.tmpfs = False
+        try:
+            self.tmpfs = tmpfs and _private_tmpfs(self.path)
+        except BaseException:  # a stop signal while it is being set up: leave nothing behind
+            self.cleanup()
+            raise
 
     def cleanup(self) -> None:
         if self.tmpfs:
