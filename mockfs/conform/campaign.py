@@ -247,8 +247,19 @@ def draw_examples(count: int, seed: int | None = None, platform: str | None = No
         if example.key() not in drawn and len(drawn) < count:
             drawn[example.key()] = example
 
-    _search(count, seed, examples(platform, arch, kinds), False, record)
+    strategy = examples(platform, arch, kinds)
+    _search(count, seed, strategy, False, record)
+    # Hypothesis may draw one example twice; N examples are N, so more rounds (seeded from this
+    # one, so a seed still means one list) fill the gap. A space smaller than N ends it early.
+    for extra in range(1, _EXTRA_ROUNDS + 1):
+        if len(drawn) >= count:
+            break
+        _search(count, (seed or 0) * 1000 + extra, strategy, False, record)
     return list(drawn.values())
+
+
+#: How many more draws fill in for examples hypothesis drew twice.
+_EXTRA_ROUNDS = 4
 
 
 def conform(

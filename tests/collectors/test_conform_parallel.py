@@ -16,6 +16,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from mockfs.conform.campaign import draw_examples
 from mockfs.conform.pool import Job, run_ordered
 
 from ..support import EVENT_TIMEOUT, run_cli
@@ -177,3 +178,11 @@ def test_a_stop_ends_the_examples_under_way_through_their_processes() -> None:
                                        should_stop=stop.is_set)
     assert interrupted and sorted(codes) == [-signal.SIGTERM, -signal.SIGTERM]
     assert results[0] == 1 and 4 not in results  # the examples not started never are
+
+
+@pytest.mark.parametrize("seed", [1, 2, None])
+def test_n_examples_are_n_distinct_examples(seed: int | None) -> None:
+    # Seed 1 once drew one example twice in 100 and so ran 99.
+    drawn = draw_examples(100, seed)
+    assert len({example.key() for example in drawn}) == len(drawn) == 100
+    assert [e.key() for e in draw_examples(100, seed)] == [e.key() for e in drawn]  # a seed is one list
