@@ -110,6 +110,15 @@ def gcore_of_sleep(directory: Path) -> Path:
         sleeper.wait()
 
 
+def write_once(path: Path, data: bytes) -> int:
+    """One write(2) of *data*, as `echo` does it; returns the count or raises OSError."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        return os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = EVENT_TIMEOUT, what: str = "") -> bool:
     """Poll *predicate* until it holds or *timeout* passes; the result of the last look."""
     end = time.monotonic() + timeout

@@ -18,16 +18,9 @@ from mockfs.live.memory import REUSED_FILL
 from mockfs.machine import builtin_fixture_names
 from mockfs.session.testbed import MockMount
 
+from ..support import write_once as write
+
 SPEC = builtin_spec()
-
-
-def write(path: Path, data: bytes) -> int:
-    """One write(2), as `echo` does it; returns the count or raises OSError."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        return os.write(fd, data)
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.parametrize("name", builtin_fixture_names())

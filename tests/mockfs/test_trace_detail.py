@@ -4,13 +4,13 @@ detail, the re-registration as it happens, and memory-held counting the frames s
 from __future__ import annotations
 
 import itertools
-import os
-from pathlib import Path
 
 from abi_specs import builtin_spec
 from mockfs.live import LiveMachine
 from mockfs.machine import Cpu, Fixture, PhypDump, VmcoreImage
 from mockfs.session.testbed import MockMount
+
+from ..support import write_once as write
 
 MiB = 1 << 20
 #: A small phyp machine with 64 KiB pages (the built-in ones are GiBs).
@@ -18,15 +18,6 @@ SMALL = Fixture(name="phyp-trace", platform="phyp", arch="ppc64", ram=[(0, 576 *
                 phyp=PhypDump(hpte_size=0x1000), seed=11)
 SPEC = builtin_spec()
 DETAIL = ("frames_freed", "pages", "counters", "reregistered")
-
-
-def write(path: Path, data: bytes) -> int:
-    """One write(2) of *data*; returns the count."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        return os.write(fd, data)
-    finally:
-        os.close(fd)
 
 
 def writes(mock: MockMount) -> list[dict[str, object]]:
