@@ -15,7 +15,7 @@ from .disk import create_disk, extract_vmcore
 from .guest import DUMP_GLOBS, dump_files, read_only_probes
 from .host import guest_memory, private_dir, qemu_memory, write_private
 from .initramfs import build_initramfs
-from .packages import apt_for, guest_userland, resolve_kernel, resolve_kexec_tools
+from .packages import GuestUserland, KernelImage, apt_for, guest_userland, resolve_kernel, resolve_kexec_tools
 from .profiles import (
     COPY_CHUNK_MB,
     DEFAULT_CAPTURE_APPEND,
@@ -27,7 +27,7 @@ from .profiles import (
     OracleError,
     ProgressCallback,
 )
-from .qemu import SerialWatcher, choose_accel, qemu_argv, resolve_qemu, run_qemu
+from .qemu import QemuResult, QemuTarget, SerialWatcher, choose_accel, qemu_argv, resolve_qemu, run_qemu
 
 # record_vm
 # --------------------------------------------------------------------------
@@ -165,6 +165,53 @@ def record_vm(
     )
     prod_img, _capture_img = build_initramfs(image, tools, userland, config)
 
+    boot = _boot_and_extract(qemu, image, userland, prod_img, out, cache, accel=accel, cpus=cpus,
+                             memory_bytes=memory_bytes, append=f"console={profile.console} crashkernel={crashkernel} "
+                             f"panic=1 {extra_append}".strip(), timeout=timeout, idle_timeout=idle_timeout,
+                             keep_disk=keep_disk, progress=progress)
+    expected = boot.states["capture"].get("files", {}).get("/proc/vmcore", {}).get("size")
+    if expected is not None and expected != boot.size:
+        raise OracleError(f"vmcore length {boot.size} differs from /proc/vmcore size {expected}")
+    recording = Recording(
+        vmcore=out / "vmcore",
+        vmcore_size=boot.size,
+        vmcore_disk_bytes=(out / "vmcore").stat().st_blocks * 512,
+        states=boot.states,
+        arch=arch,
+        kernel_version=image.version,
+        kernel_source=image.source,
+        kexec_tools=tools.package,
+        accel=boot.accel,
+        accel_note=boot.accel_note,
+        memory=memory,
+        cpus=cpus,
+        wall_seconds=round(time.monotonic() - started, 2),
+        stage_times=boot.result.watcher.stage_times,
+        serial_log=out / "serial.log",
+        qemu_argv=boot.argv,
+    )
+    write_private(out / "recording.json", recording.to_json().encode())
+    say(f"done in {recording.wall_seconds:.1f}s")
+    return recording
+
+
+@dataclasses.dataclass
+class _Boot:
+    """What one boot gave: both kernels' states, the vmcore's size, and how QEMU ran."""
+
+    states: dict[str, dict[str, Any]]
+    size: int
+    accel: str
+    accel_note: str
+    argv: list[str]
+    result: QemuResult
+
+
+def _boot_and_extract(qemu: QemuTarget, image: KernelImage, userland: GuestUserland, prod_img: bytes, out: Path,
+                      cache: Path, *, accel: str, cpus: int, memory_bytes: int, append: str, timeout: float,
+                      idle_timeout: float, keep_disk: bool, progress: ProgressCallback | None) -> _Boot:
+    """One boot: arm, crash, capture; the states of both kernels, and the vmcore pulled from the disk."""
+    say = progress or (lambda _msg: None)
     scratch = private_dir(out / "run")
     try:
         initrd = scratch / "production.img"
@@ -173,24 +220,10 @@ def record_vm(
         say(f"accelerator: {chosen} ({note})")
         disk = scratch / "disk.raw"
         create_disk(disk, memory_bytes + DISK_SLACK)
-        append = f"console={profile.console} crashkernel={crashkernel} panic=1 {extra_append}"
-        argv = qemu_argv(
-            qemu,
-            vmlinuz=image.vmlinuz,
-            initrd=initrd,
-            append=append.strip(),
-            memory=qemu_memory(memory_bytes),
-            cpus=cpus,
-            accel=chosen,
-            disk=disk,
-        )
-        result = run_qemu(
-            argv,
-            log_path=out / "serial.log",
-            timeout=timeout,
-            idle_timeout=idle_timeout,
-            progress=progress,
-        )
+        argv = qemu_argv(qemu, vmlinuz=image.vmlinuz, initrd=initrd, append=append,
+                         memory=qemu_memory(memory_bytes), cpus=cpus, accel=chosen, disk=disk)
+        result = run_qemu(argv, log_path=out / "serial.log", timeout=timeout, idle_timeout=idle_timeout,
+                          progress=progress)
         states = parse_serial_log(result.watcher.lines)
         _check_states(states, result.watcher)
         say("extracting vmcore")
@@ -199,30 +232,7 @@ def record_vm(
             disk.rename(out / "disk.raw")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    expected = states["capture"].get("files", {}).get("/proc/vmcore", {}).get("size")
-    if expected is not None and expected != size:
-        raise OracleError(f"vmcore length {size} differs from /proc/vmcore size {expected}")
-    recording = Recording(
-        vmcore=out / "vmcore",
-        vmcore_size=size,
-        vmcore_disk_bytes=(out / "vmcore").stat().st_blocks * 512,
-        states=states,
-        arch=arch,
-        kernel_version=image.version,
-        kernel_source=image.source,
-        kexec_tools=tools.package,
-        accel=chosen,
-        accel_note=note,
-        memory=memory,
-        cpus=cpus,
-        wall_seconds=round(time.monotonic() - started, 2),
-        stage_times=result.watcher.stage_times,
-        serial_log=out / "serial.log",
-        qemu_argv=argv,
-    )
-    write_private(out / "recording.json", recording.to_json().encode())
-    say(f"done in {recording.wall_seconds:.1f}s")
-    return recording
+    return _Boot(states, size, chosen, note, list(argv), result)
 
 
 def default_cache() -> Path:
