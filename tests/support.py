@@ -119,6 +119,15 @@ def write_once(path: Path, data: bytes) -> int:
         os.close(fd)
 
 
+def assert_cleanup_removes_records(runtime: Path) -> None:
+    """A SIGKILLed run left its run and mount records in *runtime*: `abi-harness cleanup` removes them all."""
+    left = sorted(p.name for p in runtime.glob("*/*.r*"))
+    assert left, f"a SIGKILLed run leaves its records in {runtime}"
+    done = run_cli("cleanup", env={**os.environ, "ABI_HARNESS_RUNTIME_DIR": str(runtime)})
+    assert done.returncode == 0, done.stderr
+    assert not list(runtime.glob("*/*.r*")), (left, done.stdout)
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = EVENT_TIMEOUT, what: str = "") -> bool:
     """Poll *predicate* until it holds or *timeout* passes; the result of the last look."""
     end = time.monotonic() + timeout

@@ -24,7 +24,7 @@ from mockfs.machine.generate import MIN_MEMORY, new_fixture
 from mockfs.session.runner import KILLED
 from mockfs.session.testbed import Machine
 
-from ..support import token_holders, wait_for_line, wait_until
+from ..support import assert_cleanup_removes_records, token_holders, wait_for_line, wait_until
 
 MiB = 1 << 20
 VMCORE_SAVE = str(Path(sys.executable).parent / "vmcore-save")
@@ -90,7 +90,10 @@ def test_enospc_counts_only_new_bytes_and_sigkill_keeps_everything(tmp_path: Pat
     code = (f"from mockfs.session.runner import run; run(['sh', '-c', {script!r}], fixture='kdump-x86_64', "
             f"output={str(out)!r}, faults=['enospc:1M'], workdir={str(tmp_path / 'w')!r}, "
             f"extra_binds={{{str(log)!r}: {str(log)!r}}})")
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "ABI_TEST_TOKEN": token})
+    # Records in a runtime directory of its own: the SIGKILL leaves them, and they are this test's to clean.
+    runtime = tmp_path / "runtime"
+    proc = subprocess.Popen([sys.executable, "-c", code],
+                            env={**os.environ, "ABI_TEST_TOKEN": token, "ABI_HARNESS_RUNTIME_DIR": str(runtime)})
     try:
         assert wait_for_line(log / "ready", "started"), "the program did not start (or wrote elsewhere)"
     finally:
@@ -102,6 +105,7 @@ def test_enospc_counts_only_new_bytes_and_sigkill_keeps_everything(tmp_path: Pat
     assert data[len(old):] == old[:MiB]  # and what the program wrote stays, to the last byte that fitted
     assert (log / "avail").read_text().strip() == "0"
     assert str(tmp_path) not in Path("/proc/mounts").read_text()  # the view lived in the run's namespace only
+    assert_cleanup_removes_records(runtime)
 
 
 # -- cleanup ends only what is provably dead ----------------------------------------------------

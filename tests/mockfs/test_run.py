@@ -15,7 +15,7 @@ import pytest
 from mockfs.machine import expected_dmesg, resolve_fixture
 from mockfs.session.runner import EXIT_VIOLATIONS, run
 
-from ..support import token_holders, tool, wait_for_line, wait_until
+from ..support import assert_cleanup_removes_records, token_holders, tool, wait_for_line, wait_until
 
 
 def host_mounts_under(path: Path) -> list[str]:
@@ -93,7 +93,9 @@ def test_sigkill_of_the_runner_leaves_the_host_clean(tmp_path: Path) -> None:
         f"run(['sh', '-c', 'echo started > {ready}; exec sleep 600'], fixture='kdump-x86_64', "
         f"output={str(ready.parent)!r}, workdir={str(tmp_path / 'w')!r})"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "ABI_TEST_TOKEN": token})
+    runtime = tmp_path / "runtime"  # its records are left by the SIGKILL: this test's to clean, not the host's
+    proc = subprocess.Popen([sys.executable, "-c", code],
+                            env={**os.environ, "ABI_TEST_TOKEN": token, "ABI_HARNESS_RUNTIME_DIR": str(runtime)})
     try:
         assert wait_for_line(ready, "started"), "the program did not start"
         holders = token_holders(token)
@@ -104,6 +106,7 @@ def test_sigkill_of_the_runner_leaves_the_host_clean(tmp_path: Path) -> None:
         proc.wait()
     assert wait_until(lambda: not token_holders(token)), f"left behind: {[_comm(p) for p in token_holders(token)]}"
     assert host_mounts_under(tmp_path) == []
+    assert_cleanup_removes_records(runtime)
 
 
 def _comm(pid: int) -> str:
