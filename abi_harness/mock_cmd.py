@@ -180,7 +180,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "when DIR holds no machine yet")
     p.add_argument("--machine", metavar="DIR",
                    help="keep the machine's whole life in DIR (created on first use, mode 0700): what was registered, "
-                   "loaded, released and written, crashes and reboots; a rerun continues the same machine")
+                   "loaded, released and written, crashes and reboots; a rerun continues the same machine. On a "
+                   "rerun --fixture and --state may be left out; given, they must match the machine (its fixture, "
+                   "the kernel it is in now), or run refuses with one line (exit 2)")
     p.add_argument("--state", choices=("capture", "armed"),
                    help="the kernel a new machine starts in: capture (after a crash, holding the dump; the default) "
                    "or armed (the production kernel, for the dump service's arming half)")

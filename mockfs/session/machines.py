@@ -17,6 +17,7 @@ Everything in DIR is readable by its owner only: it describes a crashed kernel.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -27,6 +28,7 @@ from typing import Any
 
 from abi_specs.errors import AbiError
 from abi_specs.lifecycle import STATES
+from mockfs.dumps.imported import load_imported
 from mockfs.dumps.served import load_machine_fixture, open_image, resolve_served, write_machine_fixture
 from mockfs.judge import Judge
 from mockfs.live import LiveMachine, life
@@ -49,6 +51,15 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def _same_fixture(given: Fixture, kept: Fixture) -> bool:
+    """Whether *given* is the fixture a machine was made from (a real core: the same core file)."""
+    if given.core_manifest and kept.core_manifest:
+        same_core = (Path(load_imported(given.core_manifest).core_path).resolve()
+                     == Path(load_imported(kept.core_manifest).core_path).resolve())
+        return same_core and dataclasses.replace(given, core_manifest=kept.core_manifest) == kept
+    return given == kept
 
 
 class MachineDir:
@@ -108,12 +119,29 @@ class MachineDir:
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike[str], fixture: str | None, kernel: str | None) -> MachineDir:
-        """``run --machine DIR``: the machine in DIR, created from *fixture* on first use."""
+        """``run --machine DIR``: the machine in DIR, created from *fixture* on first use.
+
+        On a later use *fixture* and *kernel* may be left out; given, they must
+        match the machine (its fixture, the kernel it is in now), else
+        MachineError: a rerun never silently becomes another machine.
+        """
         if (Path(path) / "machine.json").exists():
-            return cls.open(path)
+            machine = cls.open(path)
+            machine._check_matches(fixture, kernel)
+            return machine
         if fixture is None:
             raise MachineError(f"{path}: no machine here yet: give --fixture (and --state) to create it")
         return cls.create(path, fixture, kernel or "capture")
+
+    def _check_matches(self, fixture: str | None, kernel: str | None) -> None:
+        """MachineError when *fixture* or *kernel* (if given) contradict this machine."""
+        if fixture is not None and not _same_fixture(resolve_served(fixture), self.fixture):
+            raise MachineError(f"{self.path}: holds a machine of fixture {self.fixture.name!r}, not {fixture!r} "
+                               "(leave out --fixture to continue it, or give a new directory)")
+        current = MachineState.from_dict(self.doc["state"]).kernel.kernel
+        if kernel is not None and kernel != current:
+            raise MachineError(f"{self.path}: the machine is in its {current} kernel, not {kernel} (leave out "
+                               "--state to continue it; abi-harness crash and reboot move it between kernels)")
 
     # -- its root file system ------------------------------------------------------------------
 
