@@ -198,7 +198,7 @@ def load_spec_text(texts: list[tuple[str, str]], base: Spec | None = None) -> Sp
     """
     for source, text in texts:
         _check_modes_are_octal(source, text)
-    docs = [_reader(source, "", table) for (source, _), table in zip(texts, _parsed(texts))]
+    docs = [_reader(source, "", parse_toml(text, source, SpecFileError)) for source, text in texts]
     eras: dict[str, SysfsEra] = {e.name: e for e in base.eras} if base else {}
     arches: dict[str, Arch] = dict(base.arches) if base else {}
     platforms: dict[str, Platform] = dict(base.platforms) if base else {}
@@ -265,35 +265,6 @@ def _inherit_from_targets(files: list[AbiFile]) -> list[AbiFile]:
     return out
 
 
-def _parsed(texts: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """The TOML tables of *texts*, from a cache keyed by their content when one is there.
-
-    Parsing the built-in spec is most of what a quick command (``specs``,
-    ``check``) spends; the tables are plain data, kept with marshal.
-    """
-    import hashlib
-    import marshal
-    import os
-
-    key = hashlib.sha256(repr(texts).encode()).hexdigest()[:20]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "abi-harness" / f"spec-{key}.marshal"
-    try:
-        tables = marshal.loads(cache.read_bytes())
-        if isinstance(tables, list) and len(tables) == len(texts):
-            return tables
-    except (OSError, ValueError, EOFError, TypeError):
-        pass
-    tables = [parse_toml(text, source, SpecFileError) for source, text in texts]
-    try:  # a cache that cannot be written costs only time
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-        tmp.write_bytes(marshal.dumps(tables))
-        os.replace(tmp, cache)
-    except (OSError, ValueError):
-        pass
-    return tables
-
-
 def builtin_texts() -> list[tuple[str, str]]:
     """The built-in spec files as ``(name, text)`` (beside this module, in the package as in the checkout)."""
     folder = Path(__file__).with_name("specs")  # not importlib.resources: it costs a quick command 5 ms
@@ -305,10 +276,17 @@ _BUILTIN: Spec | None = None
 
 
 def builtin_spec() -> Spec:
-    """The spec shipped with the package (loaded once)."""
+    """The spec shipped with the package (loaded once; from the per-user cache when it is current)."""
     global _BUILTIN
     if _BUILTIN is None:
-        _BUILTIN = load_spec_text(builtin_texts())
+        from . import spec_cache
+
+        stamp = spec_cache.source_stamp(str(Path(__file__).parent))
+        spec = spec_cache.load(stamp, Spec)
+        if spec is None:
+            spec = load_spec_text(builtin_texts())
+            spec_cache.save(stamp, spec)
+        _BUILTIN = spec
     return _BUILTIN
 
 

@@ -8,7 +8,6 @@ raises the error class its caller chose, so every loader reports alike.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,8 @@ def read_toml(path: Path, error: ErrorFactory) -> dict[str, Any]:
 
 def parse_toml(raw: bytes | str, source: str, error: ErrorFactory) -> dict[str, Any]:
     """Parse TOML text; invalid text raises ``error(source, "", problem)``."""
+    import tomllib  # here, not at the top: a quick command loading the cached spec parses no TOML
+
     try:
         return tomllib.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except UnicodeDecodeError as exc:

@@ -1,0 +1,103 @@
+"""The per-user cache of the built-in spec: used when current, ignored when stale, corrupt or not private.
+
+Each test runs the real command line in a fresh process with its own
+XDG_CACHE_HOME, so the cache is written and read as a user's command does.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from abi_specs import spec_cache
+from abi_specs.specfile import builtin_texts, load_spec_text
+
+PACKAGE = Path(spec_cache.__file__).parent
+
+
+def _specs_json(cache_home: Path) -> str:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    proc = subprocess.run([sys.executable, "-m", "abi_harness.cli", "specs", "--json"], env=env,
+                          capture_output=True, text=True, check=True)
+    assert proc.stderr == ""
+    return proc.stdout
+
+
+@pytest.fixture
+def cache_home(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def fresh(cache_home: Path) -> str:
+    """The listing built with no cache, which writes one."""
+    return _specs_json(cache_home)
+
+
+def _cache_file(cache_home: Path) -> Path:
+    (path,) = (cache_home / "abi-harness" / "spec").iterdir()
+    return path
+
+
+def test_the_cache_is_private_and_gives_the_same_spec(cache_home: Path, fresh: str) -> None:
+    path = _cache_file(cache_home)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    before = path.stat().st_mtime_ns
+    assert _specs_json(cache_home) == fresh
+    assert path.stat().st_mtime_ns == before  # read, not rewritten
+
+
+@pytest.mark.parametrize("garbage", [b"", b"\x00garbage\xff" * 100, b"\x80\x05K\x01."])
+def test_a_corrupt_cache_is_ignored_and_replaced(cache_home: Path, fresh: str, garbage: bytes) -> None:
+    path = _cache_file(cache_home)
+    path.write_bytes(garbage)
+    assert _specs_json(cache_home) == fresh
+    assert path.read_bytes() != garbage
+
+
+def test_a_truncated_cache_is_ignored(cache_home: Path, fresh: str) -> None:
+    path = _cache_file(cache_home)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert _specs_json(cache_home) == fresh
+
+
+def test_a_stale_cache_is_not_loaded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    stamp = spec_cache.source_stamp(str(PACKAGE))
+    spec = load_spec_text(builtin_texts())
+    spec_cache.save(stamp, spec)
+    assert spec_cache.load(stamp, type(spec)) is not None
+    # A spec file edited since: its size and mtime are in the stamp.
+    edited = (*stamp[:3], tuple((sub, name, size + 1, mtime) if name == "kdump.toml" else (sub, name, size, mtime)
+                                for sub, name, size, mtime in stamp[3]))
+    assert edited != stamp
+    assert spec_cache.load(edited, type(spec)) is None
+    assert spec_cache.load(stamp, dict) is None  # nor as an object of another type
+
+
+def test_a_cache_open_to_others_is_not_loaded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    stamp = spec_cache.source_stamp(str(PACKAGE))
+    spec = load_spec_text(builtin_texts())
+    spec_cache.save(stamp, spec)
+    (path,) = Path(spec_cache.cache_dir()).iterdir()
+    path.chmod(0o622)
+    assert spec_cache.load(stamp, type(spec)) is None
+
+
+def test_the_stamp_follows_the_spec_files() -> None:
+    stamp = spec_cache.source_stamp(str(PACKAGE))
+    names = {(sub, name) for sub, name, _size, _mtime in stamp[3]}
+    assert {("specs", p.name) for p in (PACKAGE / "specs").glob("*.toml")} <= names
+    assert ("", "model.py") in names
+
+
+def test_an_unwritable_cache_costs_only_time(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert _specs_json(blocker) == _specs_json(tmp_path / "cache")
