@@ -127,6 +127,11 @@ production() {
     rec_state
     try_write /sys/kernel/kexec_crash_size "$CSIZE" 1
     try_write /sys/kernel/kexec_crash_size "$((CSIZE - 4096))" 1
+    # The armed kernel's own log, as late as the crash allows: what follows
+    # (sysrq, panic) is only in the vmcore.  Read through syslog(2), not the
+    # console, so "dmesg -n 1" above hides nothing from it.
+    dmesg 2>&1 | gzip -c > /tmp/d
+    emit "dmesg@gz" < /tmp/d
     end
     [ "$rc" = 0 ] || fail "kexec -p failed with status $rc: $(head -c 300 /tmp/k | tr '\n' ' ')"
     [ "$(cat /sys/kernel/kexec_crash_loaded)" = 1 ] || fail "kexec_crash_loaded is not 1"

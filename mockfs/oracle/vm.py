@@ -73,6 +73,11 @@ class Recording:
         """The crashed kernel's log as vmcore-dmesg printed it in the guest."""
         return str(self.states["capture"].get("vmcore_dmesg", ""))
 
+    @property
+    def dmesg(self) -> str:
+        """The armed kernel's own log, read with ``dmesg`` in the guest just before the crash."""
+        return str(self.states.get("production-loaded", {}).get("dmesg", ""))
+
     def to_json(self) -> str:
         def default(obj: object) -> str:
             return str(obj)

@@ -176,6 +176,8 @@ def recorded_states(states: dict[str, dict[str, Any]]) -> dict[str, Any]:
             entry["kexec_load"] = {k: str(v) for k, v in state["kexec_load"].items()}
         if ours == "capture":
             entry["vmcore_dmesg"] = state.get("vmcore_dmesg", "")
+        if "dmesg" in state:  # the armed kernel's own log, read in the guest just before the crash
+            entry["dmesg"] = state["dmesg"]
         out[ours] = entry
     return out
 

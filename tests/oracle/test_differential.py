@@ -238,6 +238,9 @@ def test_c_the_real_vmcore_served_by_the_mock_reads_like_the_file(recording, tmp
         from_file = subprocess.run([dmesg, str(core.core_path)], capture_output=True, text=True, check=True).stdout
         assert through_mock == from_file == core.recorded["capture"]["vmcore_dmesg"]
         assert "sysrq: Trigger a crash" in through_mock
+        # ... and the armed kernel's own dmesg, read in the guest before the crash, is all in it, in order.
+        guest_dmesg = core.recorded["armed-loaded"]["dmesg"]
+        assert _missing_in_order(_messages(guest_dmesg), _messages(through_mock)) == []
         # makedumpfile -d 31: the same compressed dump either way.
         outputs = []
         for source, name in ((served, "mock.kdump"), (core.core_path, "file.kdump")):
@@ -255,6 +258,34 @@ def test_c_the_real_vmcore_served_by_the_mock_reads_like_the_file(recording, tmp
             uts = int(info["SYMBOL(init_uts_ns)"], 16) + int(info["OFFSET(uts_namespace.name)"])
             release = prog.read(uts + 65 * 2, 65).split(b"\0")[0]  # struct new_utsname: sysname, nodename, release
             assert release == _release(core).encode()
+
+
+def _messages(log: str) -> list[str]:
+    """A kernel log's message texts: each line without its "[  seconds] " stamp.
+
+    dmesg (syslog(2)) stamps every line of a multi-line record, vmcore-dmesg only the first: an
+    unstamped line is text too. Trailing blanks are dropped (one reader pads, the other not).
+    """
+    return [re.sub(r"^\[\s*\d+\.\d+\] ", "", line).rstrip() for line in log.splitlines() if line.strip()]
+
+
+def _missing_in_order(wanted: list[str], log: list[str]) -> list[str]:
+    """The lines of *wanted* that *log* does not hold in the same order (extra lines in *log* are fine)."""
+    missing, at = [], 0
+    for line in wanted:
+        try:
+            at = log.index(line, at) + 1
+        except ValueError:
+            missing.append(line)  # not after the previous match: the search goes on from there
+    return missing
+
+
+def test_the_order_check_finds_a_missing_or_swapped_line() -> None:
+    log = _messages("[    0.000000] a\n[    0.100000] b\n  more of b\n[   12.500000] c\n")
+    assert log == ["a", "b", "  more of b", "c"]
+    assert _missing_in_order(_messages("[0.1] a\n[0.2] c\n"), log) == []
+    assert _missing_in_order(["a", "x", "c"], log) == ["x"]
+    assert _missing_in_order(["c", "a"], log) == ["a"]
 
 
 @pytest.mark.parametrize("kernel", ["capture"])
