@@ -9,11 +9,9 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from abi_specs.errors import AbiError
 
@@ -21,6 +19,8 @@ from .errors import STOPPED_BY, OneLineParser, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from abi_specs.model import Spec
 
 PROG = "abi-harness"
@@ -45,6 +45,12 @@ def _show(value: object) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def _json(value: object, indent: int | None = None) -> str:
+    import json  # json and pathlib are imported where used: each costs a quick command milliseconds
+
+    return json.dumps(value, indent=indent)
+
+
 def cmd_specs(args: argparse.Namespace) -> int:
     """List every ABI file the spec knows."""
     spec = _spec(args)
@@ -63,7 +69,7 @@ def cmd_specs(args: argparse.Namespace) -> int:
         for f in spec.files
     ]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(_json(rows, indent=2))
         return 0
     width = max(len(r["path"]) for r in rows)
     print(f"{'PATH':<{width}}  MODE  {'PLATFORMS':<20} {'PRESENT':<15} STABILITY")
@@ -88,7 +94,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{PROG}: invalid {entry.path} ({where}): {exc}", file=sys.stderr)
         return EXIT_INVALID
     if args.json:
-        print(json.dumps({"spec": entry.name, "path": entry.path, "valid": True, "values": values}, indent=2))
+        print(_json({"spec": entry.name, "path": entry.path, "valid": True, "values": values}, indent=2))
         return 0
     print(f"valid: {where} is a well-formed {entry.path} ({entry.name})")
     for key, value in values.items():
@@ -96,7 +102,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             for r in value:  # type: ignore[union-attr]
                 print(f"  range {r['name']}: start {r['start']:#x} length {r['length']:#x}")
         elif isinstance(value, (list, dict)):
-            print(f"  {key}: {json.dumps(value)}")
+            print(f"  {key}: {_json(value)}")
         else:
             print(f"  {key} = {_show(value)}")
     return 0
@@ -104,6 +110,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_docs(args: argparse.Namespace) -> int:
     """Render Documentation/ABI entries from the spec."""
+    from pathlib import Path
+
     from abi_specs.docs import first_difference, render_entry, render_tree, write_tree
     from abi_specs.specfile import builtin_spec
 
@@ -156,6 +164,8 @@ def _readme(name: str | None, spec: Spec) -> tuple[Path | None, str]:
     """The README whose lifecycle tables ``docs`` keeps, and its text rendered afresh."""
     if name is None:
         return None, ""
+    from pathlib import Path
+
     from abi_specs.lifecycle_docs import with_lifecycles
 
     path = Path(name)
@@ -200,24 +210,50 @@ def _needs_only_own(argv: Sequence[str]) -> bool:
     return True
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, its width found without shutil (whose import costs a quick start 4 ms:
+    argparse makes a formatter for every argument added)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
+def _columns() -> int:
+    """The width ``shutil.get_terminal_size()`` gives: $COLUMNS, else standard output's terminal, else 80."""
+    import os
+
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 def build_parser(own_only: bool = False) -> argparse.ArgumentParser:
     """The argument parser of every subcommand (*own_only*: of :data:`OWN_COMMANDS` alone, for a quick start)."""
     parser = OneLineParser(
         prog=PROG,
+        formatter_class=_Formatter,
         description="Test harness for the Linux crash-dump sysfs/procfs ABI "
         "(phyp dump, fadump, kdump): the ABI spec, its checks and its documentation.",
     )
     parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
 
-    p = sub.add_parser("specs", help="list every ABI file the spec knows",
+    p = sub.add_parser("specs", help="list every ABI file the spec knows", formatter_class=_Formatter,
                        description="List every ABI file the spec knows: path, mode, platforms, stability.")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--spec-file", metavar="FILE", help="add the files described in a spec file (TOML)")
     p.set_defaults(func=cmd_specs)
 
     p = sub.add_parser(
-        "check", help="validate a live or captured ABI file",
+        "check", help="validate a live or captured ABI file", formatter_class=_Formatter,
         description="Validate a live or captured file against the spec. Exit 0 and print the parsed "
         "values when valid; exit 1 with one line saying what is wrong and where when not.",
     )
@@ -229,7 +265,7 @@ def build_parser(own_only: bool = False) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
-        "docs", help="render Documentation/ABI entries from the spec",
+        "docs", help="render Documentation/ABI entries from the spec", formatter_class=_Formatter,
         description="Render Documentation/ABI entries from the spec into DIR, or check that DIR is up to date.",
     )
     p.add_argument("--out", metavar="DIR", default="Documentation-ABI", help="output directory (default: %(default)s)")

@@ -12,8 +12,8 @@ problem. The machine-wide tables (``[sysfs.*]``, ``[platforms.*]``,
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
-from pathlib import Path
 from typing import Any
 
 from .arches import Arch, prstatus_layout
@@ -21,14 +21,22 @@ from .errors import SpecFileError
 from .lifecycle import REARM_WAYS, STATES, Lifecycle, SetValue, Transition
 from .model import AbiFile, Spec
 from .platform import Platform, SysfsEra
-from .spec_entries import KINDS, load_entry
-from .tomlreader import TableReader, parse_toml
 from .versions import KernelVersion
 
-_TOP = {"platforms", "sysfs", "arches", "prstatus", "lifecycle", "syscalls", *KINDS}
+# The builder's own modules (the entry loader, the TOML reader) and pathlib are imported where
+# the spec is built: a quick command that finds it in the cache (spec_cache) needs none of them.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .tomlreader import TableReader
+
+_TOP = {"platforms", "sysfs", "arches", "prstatus", "lifecycle", "syscalls"}
 
 
 def _reader(source: str, key: str, table: Any) -> TableReader:
+    from .tomlreader import TableReader
+
     return TableReader(source, key, table, SpecFileError)
 
 
@@ -196,6 +204,9 @@ def load_spec_text(texts: list[tuple[str, str]], base: Spec | None = None) -> Sp
     With *base*, its platforms, arches and files come first and the new files
     are added (a user's spec file can use the built-in platforms).
     """
+    from .spec_entries import KINDS, load_entry
+    from .tomlreader import parse_toml
+
     for source, text in texts:
         _check_modes_are_octal(source, text)
     docs = [_reader(source, "", parse_toml(text, source, SpecFileError)) for source, text in texts]
@@ -203,7 +214,7 @@ def load_spec_text(texts: list[tuple[str, str]], base: Spec | None = None) -> Sp
     arches: dict[str, Arch] = dict(base.arches) if base else {}
     platforms: dict[str, Platform] = dict(base.platforms) if base else {}
     for doc in docs:
-        doc.check_keys(_TOP)
+        doc.check_keys(_TOP | set(KINDS))
         eras.update({name: _sysfs(doc.sub("sysfs").sub(name), name) for name in doc.get("sysfs", dict, {})})
         if "arches" in doc.table:
             arches.update(_arches(doc))
@@ -237,12 +248,12 @@ def load_spec_text(texts: list[tuple[str, str]], base: Spec | None = None) -> Sp
     return Spec(platforms, tuple(_inherit_from_targets(files)), arches, lifecycles, syscalls, ordered)
 
 
-_DECIMAL_MODE = re.compile(r"^\s*mode\s*=\s*([1-9][0-9]*)\s*(#.*)?$", re.M)
+_DECIMAL_MODE = r"^\s*mode\s*=\s*([1-9][0-9]*)\s*(#.*)?$"  # compiled (and kept by re) on first use
 
 
 def _check_modes_are_octal(source: str, text: str) -> None:
     """``mode = 444`` is decimal in TOML (0o674): refuse it, and say what to write."""
-    for m in _DECIMAL_MODE.finditer(text):
+    for m in re.finditer(_DECIMAL_MODE, text, re.M):
         value = int(m.group(1))
         line = text.count("\n", 0, m.start()) + 1
         hint = f"; write 0o{m.group(1)}" if set(m.group(1)) <= set("01234567") else ""
@@ -267,6 +278,8 @@ def _inherit_from_targets(files: list[AbiFile]) -> list[AbiFile]:
 
 def builtin_texts() -> list[tuple[str, str]]:
     """The built-in spec files as ``(name, text)`` (beside this module, in the package as in the checkout)."""
+    from pathlib import Path
+
     folder = Path(__file__).with_name("specs")  # not importlib.resources: it costs a quick command 5 ms
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".toml"))
     return [(f"abi_specs/specs/{n}", (folder / n).read_text(encoding="utf-8")) for n in names]
@@ -281,7 +294,7 @@ def builtin_spec() -> Spec:
     if _BUILTIN is None:
         from . import spec_cache
 
-        stamp = spec_cache.source_stamp(str(Path(__file__).parent))
+        stamp = spec_cache.source_stamp(os.path.dirname(os.path.abspath(__file__)))
         spec = spec_cache.load(stamp, Spec)
         if spec is None:
             spec = load_spec_text(builtin_texts())
@@ -295,6 +308,8 @@ def load_spec_file(path: str | Path) -> Spec:
 
     Raises :class:`SpecFileError` (naming the file) when it is missing or broken.
     """
+    from pathlib import Path
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

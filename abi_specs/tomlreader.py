@@ -9,11 +9,14 @@ raises the error class its caller chose, so every loader reports alike.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from .errors import AbiError
 from .units import EXAMPLES, parse_size
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ErrorFactory = Callable[[str, str, str], AbiError]
 
