@@ -53,21 +53,10 @@ def _json(value: object, indent: int | None = None) -> str:
 
 def cmd_specs(args: argparse.Namespace) -> int:
     """List every ABI file the spec knows."""
-    spec = _spec(args)
-    rows = [
-        {
-            "name": f.name,
-            "path": f.path,
-            "kind": f.kind,
-            "mode": f.mode,
-            "mode_octal": f"{f.mode:04o}",
-            "platforms": list(f.platforms),
-            "present": list(f.present),
-            "stability": f.stability,
-            "link_to": f.link_to or None,
-        }
-        for f in spec.files
-    ]
+    from abi_specs.listing import builtin_listing, listing
+
+    # The built-in spec's rows come from the cache without loading the spec (or its model) at all.
+    rows = listing(_spec(args)) if args.spec_file else builtin_listing()
     if args.json:
         print(_json(rows, indent=2))
         return 0

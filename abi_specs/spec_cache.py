@@ -23,7 +23,7 @@ import zlib
 from typing import Any
 
 #: Raised when the cache's layout changes, so that old caches are not read.
-_LAYOUT = 1
+_LAYOUT = 2
 
 
 def cache_dir() -> str:
@@ -37,8 +37,8 @@ def cache_dir() -> str:
 def source_stamp(package_dir: str) -> tuple[Any, ...]:
     """What a spec built from *package_dir* depends on: its modules and spec files, by name, size and mtime.
 
-    Stat-only, so that checking costs well under a millisecond; an edit keeps
-    neither the size and the nanosecond mtime both.
+    Stat-only, so that checking costs well under a millisecond; an edit that
+    keeps both the size and the nanosecond mtime is not seen.
     """
     files = []
     for sub in ("", "specs"):
@@ -59,8 +59,9 @@ def _private(st: os.stat_result) -> bool:
     return st.st_uid == os.geteuid() and not st.st_mode & 0o077
 
 
-def load(stamp: tuple[Any, ...], kind: type) -> Any | None:
-    """The cached object of type *kind* built from *stamp*, or None (no cache, stale, foreign or corrupt)."""
+def load(stamp: tuple[Any, ...], kind: type, index: int = 0) -> Any | None:
+    """The *index*-th object :func:`save` stored for *stamp*, if of type *kind*; else None (no cache, stale,
+    foreign or corrupt). Objects before it are unpickled too: put the cheap ones first."""
     try:
         with open(_cache_file(stamp), "rb") as f:
             if not (_private(os.fstat(f.fileno())) and _private(os.stat(cache_dir()))):
@@ -68,7 +69,9 @@ def load(stamp: tuple[Any, ...], kind: type) -> Any | None:
             unpickler = pickle.Unpickler(f)
             if unpickler.load() != stamp:  # the stamp first: a stale spec is never unpickled
                 return None
-            value = unpickler.load()
+            value = None
+            for _ in range(index + 1):
+                value = unpickler.load()
     except Exception:  # garbage can fail unpickling in any way; the cache is only a shortcut
         return None
     return value if isinstance(value, kind) else None
@@ -93,8 +96,8 @@ def _drop_marshal_caches(folder: str) -> None:
                 os.unlink(e.path)
 
 
-def save(stamp: tuple[Any, ...], value: Any) -> None:
-    """Store *value* built from *stamp*, atomically; any failure leaves the cache as it was."""
+def save(stamp: tuple[Any, ...], *values: Any) -> None:
+    """Store *values* built from *stamp*, atomically; any failure leaves the cache as it was."""
     folder = cache_dir()
     tmp = ""
     try:
@@ -109,8 +112,8 @@ def save(stamp: tuple[Any, ...], value: Any) -> None:
         with os.fdopen(fd, "wb") as f:
             pickler = pickle.Pickler(f, pickle.HIGHEST_PROTOCOL)
             pickler.dispatch_table = _dispatch_table()
-            pickler.dump(stamp)
-            pickler.dump(value)
+            for value in (stamp, *values):
+                pickler.dump(value)
         os.replace(tmp, path)
         tmp = ""
         _drop_marshal_caches(os.path.dirname(folder))

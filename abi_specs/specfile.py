@@ -12,7 +12,6 @@ problem. The machine-wide tables (``[sysfs.*]``, ``[platforms.*]``,
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from typing import Any
 
@@ -293,12 +292,13 @@ def builtin_spec() -> Spec:
     global _BUILTIN
     if _BUILTIN is None:
         from . import spec_cache
+        from .listing import listing, package_stamp
 
-        stamp = spec_cache.source_stamp(os.path.dirname(os.path.abspath(__file__)))
-        spec = spec_cache.load(stamp, Spec)
+        stamp = package_stamp()
+        spec = spec_cache.load(stamp, Spec, index=1)
         if spec is None:
             spec = load_spec_text(builtin_texts())
-            spec_cache.save(stamp, spec)
+            spec_cache.save(stamp, listing(spec), spec)  # the rows first: `specs` reads only them
         _BUILTIN = spec
     return _BUILTIN
 

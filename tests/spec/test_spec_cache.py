@@ -6,6 +6,7 @@ XDG_CACHE_HOME, so the cache is written and read as a user's command does.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,17 +15,26 @@ from pathlib import Path
 import pytest
 
 from abi_specs import spec_cache
+from abi_specs.listing import listing
 from abi_specs.specfile import builtin_texts, load_spec_text
 
 PACKAGE = Path(spec_cache.__file__).parent
 
 
-def _specs_json(cache_home: Path) -> str:
+def _cli(cache_home: Path, *args: str, stdin: str = "") -> str:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
-    proc = subprocess.run([sys.executable, "-m", "abi_harness.cli", "specs", "--json"], env=env,
+    proc = subprocess.run([sys.executable, "-m", "abi_harness.cli", *args], env=env, input=stdin,
                           capture_output=True, text=True, check=True)
     assert proc.stderr == ""
     return proc.stdout
+
+
+def _specs_json(cache_home: Path) -> str:
+    return _cli(cache_home, "specs", "--json")
+
+
+def _check(cache_home: Path) -> str:
+    return _cli(cache_home, "check", "--json", "--spec", "kexec_crash_size", "-", stdin="4096\n")
 
 
 @pytest.fixture
@@ -49,6 +59,7 @@ def test_the_cache_is_private_and_gives_the_same_spec(cache_home: Path, fresh: s
     assert path.parent.stat().st_mode & 0o777 == 0o700
     before = path.stat().st_mtime_ns
     assert _specs_json(cache_home) == fresh
+    assert json.loads(_check(cache_home))["values"] == {"bytes": 4096}  # the spec itself, from the cache
     assert path.stat().st_mtime_ns == before  # read, not rewritten
 
 
@@ -56,8 +67,10 @@ def test_the_cache_is_private_and_gives_the_same_spec(cache_home: Path, fresh: s
 def test_a_corrupt_cache_is_ignored_and_replaced(cache_home: Path, fresh: str, garbage: bytes) -> None:
     path = _cache_file(cache_home)
     path.write_bytes(garbage)
+    assert json.loads(_check(cache_home))["values"] == {"bytes": 4096}
+    assert path.read_bytes() != garbage  # rebuilt and stored afresh
+    path.write_bytes(garbage)
     assert _specs_json(cache_home) == fresh
-    assert path.read_bytes() != garbage
 
 
 def test_a_truncated_cache_is_ignored(cache_home: Path, fresh: str) -> None:
@@ -71,7 +84,8 @@ def test_a_stale_cache_is_not_loaded(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     stamp = spec_cache.source_stamp(str(PACKAGE))
     spec = load_spec_text(builtin_texts())
     spec_cache.save(stamp, spec)
-    assert spec_cache.load(stamp, type(spec)) is not None
+    loaded = spec_cache.load(stamp, type(spec))
+    assert loaded is not None and listing(loaded) == listing(spec)  # (struct.Struct compares by identity)
     # A spec file edited since: its size and mtime are in the stamp.
     edited = (*stamp[:3], tuple((sub, name, size + 1, mtime) if name == "kdump.toml" else (sub, name, size, mtime)
                                 for sub, name, size, mtime in stamp[3]))
