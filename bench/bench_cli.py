@@ -1,19 +1,23 @@
 """Wall time of the command line: start-up of specs and check, and a whole `run -- true`.
 
-Run (as root, for run): .venv/bin/python bench/bench_cli.py [--runs 10]
+Run (as root, for run): .venv/bin/python bench/bench_cli.py [--runs 10] [--bin DIR] [--no-run]
 
 Each command runs --runs times after one warm-up; the median is printed next
 to the median of `python -c pass` (the interpreter alone) taken in the same
 loop, so that a loaded machine shows as a slow baseline. Byte code is written
 to a private cache (PYTHONPYCACHEPREFIX), as an installed package has it:
 PYTHONDONTWRITEBYTECODE would make every start compile every module.
-Nothing is asserted.
+The built-in spec is cached per user (abi_specs/spec_cache.py), as after a
+user's first command; "specs, cold cache" starts each run with an empty one.
+--bin measures another installation (a wheel's venv/bin: the editable
+install's import hook costs every start some milliseconds). Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,17 +25,28 @@ import tempfile
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
-COMMANDS = {
-    "python -c pass": ([sys.executable, "-c", "pass"], None, (0,)),
-    "abi-harness specs": ([str(BIN / "abi-harness"), "specs"], None, (0,)),
-    "abi-harness check": ([str(BIN / "abi-harness"), "check", "--spec", "kexec_crash_size", "-"], b"0\n", (0,)),
-    # true collects nothing: the run ends with 3, "violations recorded".
-    "abi-harness run -- true": ([str(BIN / "abi-harness"), "run", "--", "true"], None, (0, 3)),
-}
+COLD = "abi-harness specs, cold cache"
 
 
-def once(argv: list[str], stdin: bytes | None, ok: tuple[int, ...], env: dict[str, str]) -> float:
+def commands(bin_dir: Path, with_run: bool) -> dict[str, tuple[list[str], bytes | None, tuple[int, ...]]]:
+    tool = str(bin_dir / "abi-harness")
+    out = {
+        "python -c pass": ([str(bin_dir / "python"), "-c", "pass"], None, (0,)),
+        "abi-harness specs": ([tool, "specs"], None, (0,)),
+        "abi-harness check": ([tool, "check", "--spec", "kexec_crash_size", "-"], b"0\n", (0,)),
+        COLD: ([tool, "specs"], None, (0,)),
+        # true collects nothing: the run ends with 3, "violations recorded".
+        "abi-harness run -- true": ([tool, "run", "--", "true"], None, (0, 3)),
+    }
+    if not with_run:
+        del out["abi-harness run -- true"]
+    return out
+
+
+def once(argv: list[str], stdin: bytes | None, ok: tuple[int, ...], env: dict[str, str], cold: str = "") -> float:
+    if cold:  # the cold row: a cache folder of its own, emptied before each run
+        shutil.rmtree(Path(cold) / "abi-harness", ignore_errors=True)
+        env = {**env, "XDG_CACHE_HOME": cold}
     t = time.perf_counter()
     proc = subprocess.run(argv, input=stdin, capture_output=True, env=env)
     took = time.perf_counter() - t
@@ -43,18 +58,23 @@ def once(argv: list[str], stdin: bytes | None, ok: tuple[int, ...], env: dict[st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--bin", type=Path, default=Path(sys.executable).parent,
+                    help="the bin directory of the installation to measure (default: this venv's)")
+    ap.add_argument("--no-run", action="store_true", help="leave out `run -- true` (needs root and FUSE)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="abi-bench-pyc-") as pyc:
+    cmds = commands(args.bin, not args.no_run)
+    with tempfile.TemporaryDirectory(prefix="abi-bench-pyc-") as pyc, \
+            tempfile.TemporaryDirectory(prefix="abi-bench-cache-") as cold:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = pyc
-        times: dict[str, list[float]] = {name: [] for name in COMMANDS}
-        for argv, stdin, ok in COMMANDS.values():
-            once(argv, stdin, ok, env)  # warm-up: byte code and the page cache
+        times: dict[str, list[float]] = {name: [] for name in cmds}
+        for name, (argv, stdin, ok) in cmds.items():
+            once(argv, stdin, ok, env, cold if name == COLD else "")  # warm-up: byte code, page and spec caches
         for _ in range(args.runs):  # interleaved, so that load hits every command alike
-            for name, (argv, stdin, ok) in COMMANDS.items():
-                times[name].append(once(argv, stdin, ok, env))
+            for name, (argv, stdin, ok) in cmds.items():
+                times[name].append(once(argv, stdin, ok, env, cold if name == COLD else ""))
     for name, values in times.items():
-        print(f"{name:<26} median {statistics.median(values) * 1e3:6.0f} ms   best {min(values) * 1e3:6.0f} ms"
+        print(f"{name:<31} median {statistics.median(values) * 1e3:6.0f} ms   best {min(values) * 1e3:6.0f} ms"
               f"   (of {args.runs})")
 
 
