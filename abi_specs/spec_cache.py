@@ -102,10 +102,11 @@ def save(stamp: tuple[Any, ...], *values: Any) -> None:
     tmp = ""
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        if not _private(os.stat(folder)):
-            os.chmod(folder, 0o700)  # made by someone's umask, or an older version
-            if not _private(os.stat(folder)):
-                return
+        st = os.stat(folder)
+        if st.st_uid != os.geteuid():
+            return  # someone else's (sudo keeping HOME): neither written nor, in load, read
+        if st.st_mode & 0o077:
+            os.chmod(folder, 0o700)  # made under a lax umask
         path = _cache_file(stamp)
         tmp = f"{path}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -115,3 +115,15 @@ def test_an_unwritable_cache_costs_only_time(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     assert _specs_json(blocker) == _specs_json(tmp_path / "cache")
+
+
+def test_a_lax_cache_folder_is_made_private(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = Path(spec_cache.cache_dir())
+    folder.mkdir(parents=True, mode=0o755)
+    folder.chmod(0o755)
+    stamp = spec_cache.source_stamp(str(PACKAGE))
+    assert spec_cache.load(stamp, list) is None
+    spec_cache.save(stamp, ["rows"])
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert spec_cache.load(stamp, list) == ["rows"]
