@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mockfs.machine import FixtureError
+from mockfs.machine import FixtureError, builtin_fixture_names, resolve_fixture
 from mockfs.machine.generate import MIN_MEMORY, new_fixture
 from mockfs.machine.model import Fadump
 from mockfs.session.machines import MachineDir
@@ -192,3 +192,14 @@ def test_a_stated_reservation_must_agree() -> None:
     with pytest.raises(FixtureError, match=r"fadump.reserve_size: 0x40000000, but Linux 5.14.0-mock's fadump gives "
                        r"0x30020000 for 0x30000000 bytes of boot memory"):
         dataclasses.replace(base, fadump=Fadump(768 << 20, 0x30000000, 1 << 30)).validate()
+
+
+@pytest.mark.parametrize("name", [n for n in builtin_fixture_names() if resolve_fixture(n).platform == "fadump"])
+def test_builtin_fadump_log_states_the_models_reservation(name: str) -> None:
+    # The built-in's boot log is written by hand in its manifest: it must say what the model reserves.
+    from abi_specs.fadump import reservation_log_line
+
+    fixture = resolve_fixture(name)
+    areas = fixture.fadump_areas()
+    line = reservation_log_line(fixture.version, areas.reserve_size, areas.reserve_start, fixture.ram_size)
+    assert line in [record.text for record in fixture.log]
