@@ -34,6 +34,22 @@ def mount_points(pid: int | str = "self", proc: str = "/proc") -> list[str]:
         return []
 
 
+def mounts(pid: int | str = "self", proc: str = "/proc") -> list[tuple[str, str, list[str], str]]:
+    """(mount point, fstype, per-mount options, source) of each mount of *pid*'s namespace.
+
+    Raises OSError when mountinfo cannot be read and ValueError when a line has no ``-`` separator.
+    """
+    out = []
+    with open(f"{proc}/{pid}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-") if "-" in fields else -1
+            if sep < 6 or len(fields) < sep + 3:
+                raise ValueError(f"mountinfo line without its fields: {line.strip()!r}")
+            out.append((unescape(fields[4]), fields[sep + 1], fields[5].split(","), unescape(fields[sep + 2])))
+    return out
+
+
 def is_mount_point(path: str, pid: int | str = "self", proc: str = "/proc") -> bool:
     """Whether *path* (already resolved) is a mount point in the mount namespace of *pid*."""
     return path in mount_points(pid, proc)

@@ -33,6 +33,7 @@ import sys
 
 from abi_specs.elf import machine_number
 
+from .mountinfo import mounts as read_mounts
 from .seal import PROBE_ERRNO, PROBE_REBOOT, raw_syscall
 
 PROC_SUPER_MAGIC = 0x9FA0
@@ -92,24 +93,14 @@ def write_refused(path: str) -> bool:
     return libc.access(os.fsencode(path), os.W_OK) != 0 and ctypes.get_errno() in (errno.EROFS, errno.EACCES)
 
 
-def _unescape(field: str) -> str:
-    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-
-
 def _mounts() -> list[tuple[str, str, list[str], str]] | str:
     """(mount point, fstype, per-mount options, source) of each mount here, or why they cannot be read."""
     try:
-        with open("/proc/self/mountinfo") as f:
-            lines = [line.split() for line in f]
+        return read_mounts()
     except OSError as exc:
         return f"mountinfo unreadable: {exc.strerror}"
-    mounts = []
-    for fields in lines:
-        sep = fields.index("-") if "-" in fields else -1
-        if sep < 6 or len(fields) < sep + 3:
-            return "mountinfo unparsable"
-        mounts.append((_unescape(fields[4]), fields[sep + 1], fields[5].split(","), _unescape(fields[sep + 2])))
-    return mounts
+    except ValueError:
+        return "mountinfo unparsable"
 
 
 def writable_procfs() -> list[str]:

@@ -171,16 +171,18 @@ def _supervise(argv: list[str], machine: MachineDir, output: Path | None, workdi
     binds: dict[str, str | Path] = dict(extra_binds or {})
     if output is not None:
         binds.setdefault(str(output), output)  # the dump goes to the host, through the sealed root
-    with machine.locked():
-        mock = MockMount(faults=faults, workdir=workdir / "mock", machine=machine)
-        mock.start()
-        machine.mark_active(mock.root)
-        try:
-            codes, seal = _program_runs(mock, argv, machine, env, binds, timeout, faults, rerun_killed, stdout)
-        finally:
-            report = mock.stop()
-    if limit is not None:
-        limit.stop()
+    try:
+        with machine.locked():
+            mock = MockMount(faults=faults, workdir=workdir / "mock", machine=machine)
+            mock.start()
+            machine.mark_active(mock.root)
+            try:
+                codes, seal = _program_runs(mock, argv, machine, env, binds, timeout, faults, rerun_killed, stdout)
+            finally:
+                report = mock.stop()
+    finally:  # a run that fails to start must not leave the limited view's daemon serving
+        if limit is not None:
+            limit.stop()
     return {"returncodes": codes, "report": report, "seal": seal,
             "machine": MachineDir.open(machine.path).describe()}
 
