@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from mockfs.machine.generate import MIN_MEMORY, new_fixture
-from mockfs.session.runner import KILLED
+from mockfs.session.runner import KILLED, run
 from mockfs.session.testbed import Machine
 
 from ..support import assert_cleanup_removes_records, token_holders, wait_for_line, wait_until
@@ -106,6 +106,25 @@ def test_enospc_counts_only_new_bytes_and_sigkill_keeps_everything(tmp_path: Pat
     assert (log / "avail").read_text().strip() == "0"
     assert str(tmp_path) not in Path("/proc/mounts").read_text()  # the view lived in the run's namespace only
     assert_cleanup_removes_records(runtime)
+
+
+def test_enospc_frees_an_unlinked_file_at_its_last_close(tmp_path: Path) -> None:
+    """As on a disk: removing a file someone still holds open gives its room back only when it is closed.
+
+    (libfuse keeps such a file under a hidden name until its last close, and only then asks the view to
+    unlink it: that is when the budget sees it go.)
+    """
+    out, log = tmp_path / "out", tmp_path / "log"
+    out.mkdir(mode=0o700)
+    log.mkdir()
+    script = (f"exec 3>{out}/held; head -c {MiB} /dev/zero >&3; rm {out}/held; "
+              f"head -c {2 * MiB} /dev/zero > {out}/while-held; stat -c %s {out}/while-held > {log}/while-held; "
+              f"exec 3>&-; rm {out}/while-held; "
+              f"head -c {2 * MiB} /dev/zero > {out}/after; stat -c %s {out}/after > {log}/after")
+    run(["sh", "-c", script], fixture="kdump-x86_64", output=out, faults=["enospc:2M"], workdir=tmp_path / "w",
+        extra_binds={str(log): log})
+    assert int((log / "while-held").read_text()) == MiB  # the held file still takes its 1 MiB
+    assert int((log / "after").read_text()) == 2 * MiB  # closed, it gave its room back
 
 
 # -- cleanup ends only what is provably dead ----------------------------------------------------
