@@ -54,7 +54,9 @@ def test_pytest_plugin_example(tmp_path: Path) -> None:
     (tmp_path / "test_my_collector.py").write_text(py_block("### In your own tests (pytest plugin)"))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     env.pop("PYTEST_XDIST_WORKER", None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)], cwd=tmp_path,
+    # --basetemp: its dumps (GiBs) go with this test's tmp_path, not to /tmp/pytest-of-USER for good.
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
+                           str(tmp_path / "inner"), str(tmp_path / "test_my_collector.py")], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "6 passed" in proc.stdout
