@@ -48,6 +48,7 @@ class KernelCache:
     def __init__(self, machine: LiveMachine, mfusepy: Any) -> None:
         self.machine = machine
         self._invalidate = _invalidator(mfusepy)
+        self._properties: tuple[object, list[str]] = (None, [])  # (tree, its property paths)
 
     def snapshot(self) -> object:
         """What the kernel may have cached: the tree (rebuilt, never mutated, when the kernel changes)."""
@@ -60,7 +61,14 @@ class KernelCache:
             self._drop(set(before) | set(after))  # type: ignore[call-overload]
         else:
             # Property sizes follow their content (ibm,kernel-dump after a registration).
-            self._drop(path for path, node in after.items() if node.entry is not None and node.entry.kind == "property")
+            self._drop(self._property_paths(after))
+
+    def _property_paths(self, tree: Any) -> list[str]:
+        """The device-tree properties of *tree*, found once per tree (a write must not scan it each time)."""
+        if self._properties[0] is not tree:
+            paths = [path for path, node in tree.items() if node.entry is not None and node.entry.kind == "property"]
+            self._properties = (tree, paths)
+        return self._properties[1]
 
     def _drop(self, paths: Iterable[str]) -> None:
         for path in paths:
