@@ -98,8 +98,10 @@ def test_sigkill_of_the_runner_leaves_the_host_clean(tmp_path: Path) -> None:
                             env={**os.environ, "ABI_TEST_TOKEN": token, "ABI_HARNESS_RUNTIME_DIR": str(runtime)})
     try:
         assert wait_for_line(ready, "started"), "the program did not start"
+        # The line is written before sh execs sleep: wait for the exec, not for the line alone.
+        assert wait_until(lambda: "sleep" in {_comm(pid) for pid in token_holders(token)}), \
+            [_comm(pid) for pid in token_holders(token)]  # the run is up: caller, supervisor, daemon, runner, sleep
         holders = token_holders(token)
-        assert "sleep" in {_comm(pid) for pid in holders}  # the run is up: caller, supervisor, daemon, runner, sleep
         assert len(holders) >= 4, holders
     finally:
         proc.send_signal(signal.SIGKILL)
