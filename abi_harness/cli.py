@@ -186,17 +186,28 @@ class _VersionAction(argparse.Action):
 
 #: The commands this module defines; the others live in command modules imported only when needed.
 OWN_COMMANDS = ("specs", "check", "docs")
+#: The module that registers each other command. Only the module of the command given is imported
+#: (the modules, and the spec their option choices come from, cost a quick command most of its start).
+COMMAND_MODULES = {
+    "fixture": "fixture_cmd",
+    "mount": "mock_cmd", "umount": "mock_cmd", "run": "mock_cmd", "cleanup": "mock_cmd",
+    "machine": "machine_cmd", "crash": "machine_cmd", "reboot": "machine_cmd",
+    "conform": "conform_cmd", "demo": "conform_cmd",
+}
+ALL_MODULES = ("fixture_cmd", "mock_cmd", "machine_cmd", "conform_cmd")
 
 
-def _needs_only_own(argv: Sequence[str]) -> bool:
-    """Whether *argv* runs one of :data:`OWN_COMMANDS` (or only asks for the version): the other command
-    modules, and the spec their option choices come from, need not be loaded for it."""
+def _modules_for(argv: Sequence[str]) -> tuple[str, ...]:
+    """The command modules *argv* needs: none for an own command or ``--version``, one for another
+    command, all of them for the top-level help or a command nobody knows (whose error lists them all)."""
     for arg in argv:
         if not arg.startswith("-"):
-            return arg in OWN_COMMANDS
+            if arg in OWN_COMMANDS:
+                return ()
+            return (COMMAND_MODULES[arg],) if arg in COMMAND_MODULES else ALL_MODULES
         if arg == "-h" or (len(arg) > 2 and "--help".startswith(arg)):
-            return False  # the top-level help lists every command
-    return True
+            return ALL_MODULES  # the top-level help lists every command
+    return ()
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -224,8 +235,8 @@ def _columns() -> int:
     return columns if columns > 0 else 80
 
 
-def build_parser(own_only: bool = False) -> argparse.ArgumentParser:
-    """The argument parser of every subcommand (*own_only*: of :data:`OWN_COMMANDS` alone, for a quick start)."""
+def build_parser(modules: Sequence[str] = ALL_MODULES) -> argparse.ArgumentParser:
+    """The argument parser of :data:`OWN_COMMANDS` and of the commands of *modules* (default: every command)."""
     parser = OneLineParser(
         prog=PROG,
         formatter_class=_Formatter,
@@ -267,13 +278,11 @@ def build_parser(own_only: bool = False) -> argparse.ArgumentParser:
                    help="also render the lifecycle tables between the markers of FILE (the project's README.md)")
     p.set_defaults(func=cmd_docs)
 
-    if not own_only:
-        from . import conform_cmd, fixture_cmd, machine_cmd, mock_cmd
+    import importlib
 
-        fixture_cmd.register(sub)
-        mock_cmd.register(sub)
-        machine_cmd.register(sub)
-        conform_cmd.register(sub)
+    for name in ALL_MODULES:  # in this order, so that the help lists the commands the same way every time
+        if name in modules:
+            importlib.import_module(f".{name}", __package__).register(sub)
     return parser
 
 
@@ -292,7 +301,7 @@ def _terminate_like_interrupt() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(own_only=_needs_only_own(argv))
+    parser = build_parser(_modules_for(argv))
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     _terminate_like_interrupt()

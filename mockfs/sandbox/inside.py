@@ -1,7 +1,8 @@
 """The runner of :mod:`mockfs.sandbox.namespace`: the part that lives inside the namespace.
 
-:func:`mockfs.sandbox.namespace.run_in_namespace` starts a fresh ``python -I -S``
-interpreter that calls :func:`runner_main`. In private mount and UTS
+:func:`mockfs.sandbox.namespace.run_in_namespace` forks a runner that calls
+:func:`run_runner`, or starts a fresh ``python -I -S`` interpreter that calls
+:func:`runner_main`. In private mount and UTS
 namespaces it builds the sealed root (:mod:`.rootfs`): an overlay over the
 host's root, a read-only /sys with the mock's /sys/kernel files, the /proc
 overlay with the machine's /proc files, the output and extra binds; pivots
@@ -390,8 +391,12 @@ def _daemon_main(parent: int, ready_w: int, real_proc: str, mock_proc: str, moun
 
 
 def runner_main(spec_hex: str) -> NoReturn:
-    """Entry point of the runner process (see ``_BOOT``)."""
-    spec = marshal.loads(bytes.fromhex(spec_hex))
+    """Entry point of the runner in a fresh interpreter (see ``_BOOT``)."""
+    run_runner(marshal.loads(bytes.fromhex(spec_hex)))
+
+
+def run_runner(spec: dict[str, Any]) -> NoReturn:
+    """The runner's whole life, from a fresh interpreter or a fork of the caller; never returns."""
     # pass_fds made it inheritable; the program must not hold our status pipe.
     os.set_inheritable(spec["status_fd"], False)
     code = RUNNER_FAILED

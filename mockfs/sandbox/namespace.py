@@ -20,16 +20,21 @@ its namespace when the program ends; and each run records itself under the
 runtime directory so that :func:`mockfs.sandbox.cleanup.cleanup` can kill
 survivors of a killed run (for instance grandchildren of the program).
 
-The runner (:mod:`mockfs.sandbox.inside`) starts in a fresh interpreter for
-every run, so the modules it uses stick to builtin modules (os, ctypes,
-marshal): pathlib, json, dataclasses and typing together would double the cost
-of a run. This module is the caller's side.
+The runner (:mod:`mockfs.sandbox.inside`) is a fork of the caller when the
+caller is single-threaded and its streams are plain descriptors (the run's
+supervisor: the runner and the /proc daemon it forks then find the FUSE code
+imported, which halves a run's start); otherwise a fresh ``python -I -S``
+interpreter, since forking a threaded process that goes on running Python is
+unsafe. For that start, the runner's modules stick to builtin modules (os,
+ctypes, marshal). This module is the caller's side.
 """
 
 from __future__ import annotations
 
 import marshal
 import os
+import select
+import signal
 import sys
 import time
 
@@ -221,6 +226,8 @@ def _run(mock: str, argv: list[str], env: Mapping[str, str] | None, binds: dict[
     status_r, status_w = os.pipe()
     spec = _runner_spec(mock, argv, binds, cwd, root, status_w)
     spec.update(rootfs=rootfs, hostname=hostname, **_seal_spec())
+    if input is None and not capture_output and _can_fork(stdin, stdout, stderr):
+        return _run_forked(spec, argv, env, cwd, (stdin, stdout, stderr), timeout, root, status_r, status_w)
     if input is not None:
         stdin = subprocess.PIPE
     if capture_output:
@@ -252,6 +259,90 @@ def _run(mock: str, argv: list[str], env: Mapping[str, str] | None, binds: dict[
     finally:
         os.close(status_r)
     return _outcome(status, argv, cwd, proc.returncode, record, out, err)
+
+
+def _single_threaded() -> bool:
+    """Whether this process has one thread (only then is a fork that goes on running Python safe)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            return b"\nThreads:\t1\n" in f.read()
+    except OSError:
+        return False
+
+
+def _can_fork(*streams: Any) -> bool:
+    """Whether the runner can be a fork of this process instead of a fresh interpreter.
+
+    A fork inherits the modules already imported (the mock's daemon code above
+    all), which saves most of a run's start-up. It is taken by a single-threaded
+    caller (the run's supervisor) whose streams are descriptors, not pipes to
+    capture; everyone else gets the fresh interpreter.
+    """
+    plain = all(s is None or (isinstance(s, int) and s >= 0) or hasattr(s, "fileno") for s in streams)
+    return plain and _single_threaded()
+
+
+def _run_forked(spec: dict[str, Any], argv: list[str], env: Mapping[str, str] | None,
+                cwd: str | os.PathLike[str] | None, streams: tuple[Any, Any, Any], timeout: float | None, root: str,
+                status_r: int, status_w: int) -> subprocess.CompletedProcess[Any]:
+    """:func:`_run` with the runner forked from this process (see :func:`_can_fork`)."""
+
+    from . import inside
+
+    fds = [s if s is None or isinstance(s, int) else s.fileno() for s in streams]
+    if "mfusepy" in sys.modules:  # the runner forks the /proc daemon: let it find its code imported
+        from mockfs.fuse import binding, procfs  # noqa: F401
+    try:
+        pid = os.fork()
+    except BaseException:
+        os.close(status_r)
+        os.close(status_w)
+        raise
+    if pid == 0:  # the runner: as the fresh interpreter would start, then the same code
+        try:
+            for target, fd in enumerate(fds):
+                if fd is not None and fd != target:
+                    os.dup2(fd, target)
+            os.closerange(3, status_w)  # what Popen's close_fds would close
+            os.closerange(status_w + 1, 1 << 20)
+            if env is not None:
+                os.environ.clear()
+                os.environ.update(env)
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        except BaseException:
+            os._exit(RUNNER_FAILED)
+        inside.run_runner(spec)
+    os.close(status_w)
+    record = os.path.join(root, "runs", f"{pid}.run")
+    try:
+        status = _wait_runner(pid, timeout, argv, record)
+        reports = _read_status(status_r)
+    finally:
+        os.close(status_r)
+    return _outcome(reports, argv, cwd, os.waitstatus_to_exitcode(status), record, None, None)
+
+
+def _wait_runner(pid: int, timeout: float | None, argv: list[str], record: str) -> int:
+    """The forked runner's wait status; on a timeout or an interrupt, kill the run and clean up after it."""
+    import subprocess
+
+    pidfd = os.pidfd_open(pid)
+    try:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+        if not ready:
+            raise subprocess.TimeoutExpired(argv, timeout or 0.0)
+        return os.waitpid(pid, 0)[1]
+    except BaseException:
+        # The runner's death takes the program and the daemon with it (PDEATHSIG);
+        # grandchildren are found by namespace.
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        reap_run(record, CleanupReport())
+        raise
+    finally:
+        os.close(pidfd)
 
 
 def _checked_binds(extra_binds: Mapping[str, str | os.PathLike[str]] | None) -> dict[str, str]:

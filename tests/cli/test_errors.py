@@ -106,6 +106,19 @@ def test_quick_commands_keep_every_command_in_reach() -> None:
     assert proc.returncode == 0 and "--spec-file" in proc.stdout
 
 
+def test_each_command_is_found_in_the_module_the_quick_start_imports_for_it() -> None:
+    # A command given on the line has only its own module imported: the map must name the module that registers it.
+    from abi_harness import cli
+
+    every = cli.build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(every) == set(cli.OWN_COMMANDS) | set(cli.COMMAND_MODULES)
+    for command, module in cli.COMMAND_MODULES.items():
+        alone = cli.build_parser((module,))._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+        assert command in alone, (command, module)
+    proc = run_cli("run", "--help")
+    assert proc.returncode == 0 and "--fixture" in proc.stdout, proc.stderr
+
+
 def test_cleanup_help_names_the_runtime_directory_in_use(tmp_path: Path) -> None:
     env = {**os.environ, "ABI_HARNESS_RUNTIME_DIR": str(tmp_path / "rt")}
     proc = run_cli("cleanup", "--help", env=env)
