@@ -10,23 +10,33 @@ These modules read and write files; the pure model they compare against is
 :mod:`mockfs.machine`.
 """
 
-from .export import export_file
-from .formats import DumpFormatError
-from .images import Image, load_any, open_image
-from .imported import CoreImportError, ImportedCore, import_core, load_imported, write_imported
-from .verify import VerifyReport, verify_dump
+from __future__ import annotations
 
-__all__ = [
-    "CoreImportError",
-    "DumpFormatError",
-    "Image",
-    "ImportedCore",
-    "VerifyReport",
-    "export_file",
-    "import_core",
-    "load_any",
-    "load_imported",
-    "open_image",
-    "verify_dump",
-    "write_imported",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CoreImportError": ".imported",
+    "DumpFormatError": ".formats",
+    "Image": ".images",
+    "ImportedCore": ".imported",
+    "VerifyReport": ".verify",
+    "export_file": ".export",
+    "import_core": ".imported",
+    "load_any": ".images",
+    "load_imported": ".imported",
+    "open_image": ".images",
+    "verify_dump": ".verify",
+    "write_imported": ".imported",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: a run needs the fixture and its image, not the generator or the exporter.
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

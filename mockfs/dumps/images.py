@@ -6,7 +6,8 @@ import os
 
 from mockfs.machine import Fixture, VmcoreImage, builtin_fixture_names, resolve_fixture
 
-from .imported import ImportedCore, is_imported_manifest, load_imported
+from .imported import ImportedCore, load_imported
+from .kind import is_imported_manifest
 
 #: Anything with ``size`` and ``read(offset, length)``: the bytes of a /proc/vmcore.
 Image = VmcoreImage | ImportedCore

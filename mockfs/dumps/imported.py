@@ -50,10 +50,11 @@ from abi_specs.corehead import CoreHead, open_elf, read_core_head
 from abi_specs.elf import machine_name
 from abi_specs.intervals import IntervalSet
 from abi_specs.streams import ReadAtStream
-from abi_specs.tomlreader import TableReader, parse_toml
+from abi_specs.tomlreader import TableReader
 from mockfs.machine import FixtureError
 
-KIND = "imported-core"
+from .kind import KIND, read_manifest
+
 FORMAT_VERSION = 1
 CHUNK = 1 << 20
 #: Metadata regions (note segments, section tables) up to this size are embedded in the manifest.
@@ -276,25 +277,6 @@ def write_imported(core: ImportedCore, path: str | os.PathLike[str]) -> None:
 # -- loading ------------------------------------------------------------------------------
 
 
-def is_imported_manifest(path: str | os.PathLike[str]) -> bool:
-    """True if *path* is a TOML manifest whose ``kind`` is ``imported-core``."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    # Cheap sniff before a full parse: the writer puts ``kind`` first.
-    return b"imported-core" in head and _read_doc(Path(path)).get("kind") == KIND
-
-
-def _read_doc(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FixtureError(str(path), "", f"cannot read: {exc.strerror}") from None
-    return parse_toml(raw, str(path), FixtureError)
-
-
 def _pieces(doc: TableReader, size: int) -> list[Piece]:
     pieces, pos = [], 0
     for t in doc.items("pieces"):
@@ -328,7 +310,7 @@ def _pieces(doc: TableReader, size: int) -> list[Piece]:
 def load_imported(path: str | os.PathLike[str]) -> ImportedCore:
     """Load an ``imported-core`` manifest; FixtureError names the file, key and problem."""
     path = Path(path)
-    doc = TableReader(str(path), "", _read_doc(path), FixtureError)
+    doc = TableReader(str(path), "", read_manifest(path), FixtureError)
     doc.check_keys(_TOP_KEYS)
     if doc.table.get("kind") != KIND:
         raise doc.fail("kind", f"expected {KIND!r}")

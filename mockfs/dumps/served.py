@@ -22,7 +22,18 @@ from abi_specs.intervals import IntervalSet
 from mockfs.machine import Fixture, FixtureError, VmcoreImage, builtin_fixture_names, load_fixture, resolve_fixture
 from mockfs.machine.model import Cpu, Fadump, PhypDump
 
-from .imported import ImportedCore, is_imported_manifest, load_imported
+from .kind import is_imported_manifest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .imported import ImportedCore
+
+
+def load_imported(path: str | os.PathLike[str]) -> ImportedCore:
+    """:func:`mockfs.dumps.imported.load_imported`, whose module is imported only for a core's machine."""
+    from .imported import load_imported
+
+    return load_imported(path)
 
 
 @dataclass(frozen=True)

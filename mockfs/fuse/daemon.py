@@ -254,9 +254,12 @@ def umount(mountpoint: Path, timeout: float = 120.0, pid: int | None = None) -> 
     if not is_mounted(mountpoint):
         record.unlink(missing_ok=True)
         raise MountError(f"{mountpoint}: no mock is mounted there")
-    proc = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        syscalls.umount_lazy(mountpoint)
+    try:
+        syscalls.umount(mountpoint)  # with the privilege (root, or our own user namespace), as fusermount3 would
+    except OSError:
+        proc = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            syscalls.umount_lazy(mountpoint)
     if pid is not None:
         _wait_gone(pid, timeout, info.get("start"))
     record.unlink(missing_ok=True)

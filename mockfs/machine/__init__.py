@@ -14,44 +14,38 @@ writes fixture manifests (and the blob files they name).
 Reading dumps back, imported cores and verification live in :mod:`mockfs.dumps`.
 """
 
-from .generate import new_fixture
-from .image import VmcoreImage
-from .manifest import (
-    builtin_fixture_names,
-    dumps_fixture,
-    load_fixture,
-    parse_fixture,
-    resolve_fixture,
-    write_fixture,
-)
-from .model import (
-    Cpu,
-    Fadump,
-    Fixture,
-    FixtureError,
-    LogRecord,
-    Overlay,
-    PhypDump,
-)
-from .pattern import page_origin
-from .printk import expected_dmesg
+from __future__ import annotations
 
-__all__ = [
-    "Cpu",
-    "Fadump",
-    "Fixture",
-    "FixtureError",
-    "LogRecord",
-    "Overlay",
-    "PhypDump",
-    "VmcoreImage",
-    "builtin_fixture_names",
-    "dumps_fixture",
-    "expected_dmesg",
-    "load_fixture",
-    "new_fixture",
-    "page_origin",
-    "parse_fixture",
-    "resolve_fixture",
-    "write_fixture",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Cpu": ".model",
+    "Fadump": ".model",
+    "Fixture": ".model",
+    "FixtureError": ".model",
+    "LogRecord": ".model",
+    "Overlay": ".model",
+    "PhypDump": ".model",
+    "VmcoreImage": ".image",
+    "builtin_fixture_names": ".manifest",
+    "dumps_fixture": ".manifest",
+    "expected_dmesg": ".printk",
+    "load_fixture": ".manifest",
+    "new_fixture": ".generate",
+    "page_origin": ".pattern",
+    "parse_fixture": ".manifest",
+    "resolve_fixture": ".manifest",
+    "write_fixture": ".manifest",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: a run needs the fixture and its image, not the generator or the exporter.
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

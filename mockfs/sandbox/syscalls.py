@@ -53,6 +53,11 @@ def umount_lazy(target: str | os.PathLike[str]) -> None:
     check(libc().umount2(_enc(target), MNT_DETACH), f"umount {target}")
 
 
+def umount(target: str | os.PathLike[str]) -> None:
+    """umount2(2) without flags: fails with EBUSY while the mount is in use, EPERM without the privilege."""
+    check(libc().umount2(_enc(target), 0), f"umount {target}")
+
+
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "ppc64": 203, "s390x": 217}
 
 

@@ -28,8 +28,7 @@ from typing import Any
 
 from abi_specs.errors import AbiError
 from abi_specs.lifecycle import STATES
-from mockfs.dumps.imported import load_imported
-from mockfs.dumps.served import load_machine_fixture, open_image, resolve_served, write_machine_fixture
+from mockfs.dumps.served import load_imported, load_machine_fixture, open_image, resolve_served, write_machine_fixture
 from mockfs.judge import Judge
 from mockfs.live import LiveMachine, life
 from mockfs.live.machine import control_path
