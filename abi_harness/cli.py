@@ -70,10 +70,12 @@ def cmd_specs(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a live or captured file against the spec."""
-    from abi_specs.check import CheckUsageError, check_path, choose_spec
+    from abi_specs.check import CheckUsageError, check_path, choose_spec, quick_entry
 
-    spec = _spec(args)
-    entry = choose_spec(spec, args.spec, args.file)
+    # A text file of the built-in spec is checked from the cache's quick entries, without the spec's model.
+    entry = None if args.spec_file else quick_entry(args.spec, args.file)
+    if entry is None:
+        entry = choose_spec(_spec(args), args.spec, args.file)
     where = "standard input" if args.file == "-" else args.file
     try:
         values = check_path(entry, args.file)

@@ -19,7 +19,10 @@ load the spec.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs a quick command 3 ms; annotations alone use it
+    from typing import Any
 
 _EXPORTS = {
     "AbiError": ".errors",

@@ -11,15 +11,56 @@ from __future__ import annotations
 import io
 import os
 import sys
-from pathlib import Path
-from typing import BinaryIO
+from collections import namedtuple
 
 from .errors import AbiError
-from .model import AbiFile, Spec
+from .lookup import find_by_path, find_named
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs a quick command 3 ms; annotations alone use it
+    from typing import BinaryIO
+
+    from .model import AbiFile, Spec
+
+    Entry = AbiFile | "QuickEntry"
 
 
 class CheckUsageError(AbiError):
     """The check cannot run: no spec named or guessable, or an unreadable file."""
+
+
+class QuickEntry(namedtuple("QuickEntry", ("name", "path", "kind", "mode", "read"))):
+    """What checking a text file needs of its spec entry (an :class:`AbiFile` has the same attributes).
+
+    The built-in spec's entries are cached as these next to the spec
+    (:func:`quick_entries`), so that ``abi-harness check`` of a text file loads
+    neither the spec nor its model (whose dataclasses cost it half its start).
+    """
+
+    __slots__ = ()
+
+    @property
+    def quick(self) -> bool:
+        """Whether the check needs nothing more (a core or a device-tree property needs the spec itself)."""
+        return self.kind not in ("core", "property")
+
+
+def quick_entries(spec: Spec) -> tuple[QuickEntry, ...]:
+    """Every file of *spec*, in order, as a :class:`QuickEntry` (cached by :func:`abi_specs.builtin_spec`)."""
+    return tuple(QuickEntry(f.name, f.path, f.kind, f.mode, f.read) for f in spec.files)
+
+
+def quick_entry(name: str | None, path: str) -> QuickEntry | None:
+    """The built-in spec's entry for a check of *path* (by *name*, or guessed from *path*), from the cache;
+    None when the cache is not current or the check needs the whole spec (which then says what is wrong)."""
+    from .listing import package_stamp
+    from .spec_cache import load
+
+    entries = load(package_stamp(), tuple, index=1)
+    if entries is None:
+        return None
+    found = find_named(entries, name) if name else find_by_path(entries, path) if path != "-" else None
+    return found if found is not None and found.quick else None
 
 
 def choose_spec(spec: Spec, name: str | None, path: str) -> AbiFile:
@@ -35,12 +76,12 @@ def choose_spec(spec: Spec, name: str | None, path: str) -> AbiFile:
     return guessed
 
 
-def check_bytes(entry: AbiFile, data: bytes) -> dict[str, object]:
+def check_bytes(entry: Entry, data: bytes) -> dict[str, object]:
     """Validate *data* as the content of *entry*; return the parsed values."""
     return check_stream(entry, io.BytesIO(data), len(data))
 
 
-def check_stream(entry: AbiFile, stream: BinaryIO, size: int) -> dict[str, object]:
+def check_stream(entry: Entry, stream: BinaryIO, size: int) -> dict[str, object]:
     """Validate the content of *entry* read from *stream* (*size* bytes)."""
     if entry.kind == "core":
         from .vmcore import validate_core  # ELF reading: only when a core is checked
@@ -61,7 +102,7 @@ def check_stream(entry: AbiFile, stream: BinaryIO, size: int) -> dict[str, objec
     return result
 
 
-def check_path(entry: AbiFile, path: str) -> dict[str, object]:
+def check_path(entry: Entry, path: str) -> dict[str, object]:
     """Validate the file at *path* (``-`` for standard input)."""
     if path == "-":
         data = sys.stdin.buffer.read()
@@ -69,7 +110,7 @@ def check_path(entry: AbiFile, path: str) -> dict[str, object]:
     try:
         with open(path, "rb") as stream:
             size = os.fstat(stream.fileno()).st_size
-            if entry.kind != "core" or not Path(path).is_file():
+            if entry.kind != "core" or not os.path.isfile(path):
                 return check_bytes(entry, stream.read())
             return check_stream(entry, stream, size)
     except OSError as exc:

@@ -15,7 +15,7 @@ Supported conversions: ``%d %i %u %x`` with ``hh h l ll z`` qualifiers,
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
 from .errors import ParseError, show_text
 
@@ -29,13 +29,14 @@ _PATTERNS = {
 }
 
 
-@dataclass(frozen=True)
-class Field:
-    """One conversion of a printf format, bound to a field name."""
+# The records of this module are named tuples, not dataclasses: `abi-harness check` unpickles
+# them from the spec cache, and importing dataclasses (inspect, ast...) would cost it 16 ms.
 
-    name: str
-    kind: str  # "x", "u", "d", "s" or "pa"
-    bits: int
+
+class Field(namedtuple("Field", ("name", "kind", "bits"))):
+    """One conversion of a printf format, bound to a field name; ``kind`` is x, u, d, s or pa."""
+
+    __slots__ = ()
 
     @property
     def minimum(self) -> int:
@@ -182,3 +183,30 @@ class PrintfFormat:
         last = k + 2 == len(self.tokens)
         end = text.rfind(following, pos) if last else text.find(following, pos)
         return len(text) if end < 0 else end
+
+
+class ByteRange(namedtuple("ByteRange", ("name", "start", "length"))):
+    """A named (start, length) pair inside a multi-value read format: the names of its two fields."""
+
+    __slots__ = ()
+
+
+class ReadFormat(namedtuple("ReadFormat", ("printf", "ranges"), defaults=((),))):
+    """What a read returns: the kernel's printf format with named fields, and the ranges among them."""
+
+    __slots__ = ()
+    printf: PrintfFormat
+    ranges: tuple[ByteRange, ...]
+
+    def format(self, values: dict[str, int | str]) -> str:
+        return self.printf.format(values)
+
+    def parse(self, text: str | bytes) -> dict[str, int | str]:
+        return self.printf.parse(text)
+
+    def ranges_of(self, values: dict[str, int | str]) -> list[dict[str, int | str]]:
+        """The (name, start, length) pairs in *values*, in format order."""
+        return [
+            {"name": r.name, "start": values[r.start], "length": values[r.length]}
+            for r in self.ranges
+        ]

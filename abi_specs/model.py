@@ -12,49 +12,23 @@ from __future__ import annotations
 
 import errno as _errno
 from dataclasses import dataclass, field
-from typing import Any
 
 from .arches import Arch
 from .core_rules import CoreFormat
 from .devicetree import CellLayout
 from .errors import WriteRejected, show_text
-from .kformat import PrintfFormat
+from .kformat import ReadFormat
 from .kscan import KSTRTOX, KstrtoxError, c_string, kernel_sscanf
 from .lifecycle import KernelState, Lifecycle
+from .lookup import find_by_path, find_named
 from .platform import Platform, SysfsEra
 from .versions import KernelVersion
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs a quick command 3 ms; annotations alone use it
+    from typing import Any
+
 STABILITIES = ("stable", "testing", "obsolete", "removed")
-
-
-@dataclass(frozen=True)
-class ByteRange:
-    """A named (start, length) pair inside a multi-value read format."""
-
-    name: str
-    start: str
-    length: str
-
-
-@dataclass(frozen=True)
-class ReadFormat:
-    """What a read returns: the kernel's printf format with named fields."""
-
-    printf: PrintfFormat
-    ranges: tuple[ByteRange, ...] = ()
-
-    def format(self, values: dict[str, int | str]) -> str:
-        return self.printf.format(values)
-
-    def parse(self, text: str | bytes) -> dict[str, int | str]:
-        return self.printf.parse(text)
-
-    def ranges_of(self, values: dict[str, int | str]) -> list[dict[str, int | str]]:
-        """The (name, start, length) pairs in *values*, in format order."""
-        return [
-            {"name": r.name, "start": values[r.start], "length": values[r.length]}
-            for r in self.ranges
-        ]
 
 
 @dataclass(frozen=True)
@@ -256,16 +230,15 @@ class Spec:
 
     def get(self, name: str) -> AbiFile:
         """The file called *name* (its short name or its canonical path)."""
-        for f in self.files:
-            if name in (f.name, f.path):
-                return f
-        known = ", ".join(f.name for f in self.files)
-        raise KeyError(f"no ABI file called {name!r} (known: {known})")
+        found = find_named(self.files, name)
+        if found is None:
+            known = ", ".join(f.name for f in self.files)
+            raise KeyError(f"no ABI file called {name!r} (known: {known})")
+        return found
 
     def guess(self, path: str) -> AbiFile | None:
         """The file whose canonical path *path* ends with (a mount prefix is allowed)."""
-        matches = [f for f in self.files if path.endswith(f.path.lstrip("/"))]
-        return max(matches, key=lambda f: len(f.path), default=None)
+        return find_by_path(self.files, path)
 
     def files_for(self, platform: str, state: str | KernelState, version: KernelVersion | None = None) -> list[AbiFile]:
         """The files that exist on *platform* in *state*, in a kernel of *version* (see :meth:`AbiFile.exists_on`)."""

@@ -12,17 +12,15 @@ from typing import Any
 from .arches import Arch
 from .core_rules import INFO_VALUE_PATTERNS, CoreFormat, InfoKey, NoteKind
 from .devicetree import CellLayout
-from .kformat import PrintfFormat
+from .kformat import ByteRange, PrintfFormat, ReadFormat
 from .kscan import KSTRTOX, parse_scanf_format
 from .lifecycle import STATES, Lifecycle
 from .model import (
     CONDITIONS,
     STABILITIES,
     AbiFile,
-    ByteRange,
     ErrorRule,
     Quirk,
-    ReadFormat,
     WriteFormat,
 )
 from .platform import Platform

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
 
 from .arches import Arch, prstatus_layout
 from .errors import SpecFileError
@@ -27,6 +26,7 @@ from .versions import KernelVersion
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from .tomlreader import TableReader
 
@@ -295,10 +295,14 @@ def builtin_spec() -> Spec:
         from .listing import listing, package_stamp
 
         stamp = package_stamp()
-        spec = spec_cache.load(stamp, Spec, index=1)
+        spec = spec_cache.load(stamp, Spec, index=2)
         if spec is None:
+            from .check import quick_entries
+
             spec = load_spec_text(builtin_texts())
-            spec_cache.save(stamp, listing(spec), spec)  # the rows first: `specs` reads only them
+            # The cheap objects first (a load unpickles those before the one it wants):
+            # `specs` reads only the rows, `check` only the quick entries.
+            spec_cache.save(stamp, listing(spec), quick_entries(spec), spec)
         _BUILTIN = spec
     return _BUILTIN
 

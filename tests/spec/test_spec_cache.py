@@ -127,3 +127,47 @@ def test_a_lax_cache_folder_is_made_private(monkeypatch: pytest.MonkeyPatch, tmp
     spec_cache.save(stamp, ["rows"])
     assert folder.stat().st_mode & 0o777 == 0o700
     assert spec_cache.load(stamp, list) == ["rows"]
+
+
+_QUICK_PROBE = """
+import sys
+from abi_harness.cli import main
+code = main(sys.argv[1:])
+sys.stdout.flush()
+print("loaded:", *sorted(m for m in ("abi_specs.model", "dataclasses") if m in sys.modules), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(("args", "text"), [
+    (["--spec", "kexec_crash_size"], "4096\n"),
+    (["--spec", "/sys/kernel/kexec_crash_size"], "4096 \n"),  # by path; invalid: a space
+    (["--spec", "release_region"], "CPU:0x0-0x0: HPTE:0x0-0x0: DUMP:0x0-0x0, 0x0-0x0:\n"),
+    (["--spec", "release_region"], "0x10 0x20\n"),
+    (["--spec", "fadump_registered"], "1\n"),
+    (["--spec", "release_region"], "CPU:0x0-0x0: HPTE:0x0-0x0: DUMP:0x0-0x0, 0x0-0x0:"),  # no newline
+])
+def test_check_from_the_cache_loads_no_model_and_judges_as_the_spec_does(cache_home: Path, fresh: str,
+                                                                         args: list[str], text: str) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    quick = subprocess.run([sys.executable, "-c", _QUICK_PROBE, "check", "--json", *args, "-"], env=env,
+                           input=text, capture_output=True, text=True)
+    assert quick.stderr.splitlines()[-1] == "loaded:", quick.stderr  # the cache's quick entry: no model
+    # The same check against the whole spec (the example spec file extends the built-in one).
+    extra = PACKAGE / "examples" / "mem_released.toml"
+    whole = subprocess.run([sys.executable, "-c", _QUICK_PROBE, "check", "--json", "--spec-file", str(extra), *args,
+                            "-"], env=env, input=text, capture_output=True, text=True)
+    assert "abi_specs.model" in whole.stderr.splitlines()[-1], whole.stderr
+    assert (quick.returncode, quick.stdout) == (whole.returncode, whole.stdout)
+    assert quick.stderr.splitlines()[:-1] == whole.stderr.splitlines()[:-1]
+
+
+def test_a_core_is_still_checked_against_the_whole_spec(cache_home: Path, fresh: str, tmp_path: Path) -> None:
+    # /proc/vmcore needs the spec's core rules: no quick entry serves it, and the error is the spec's own.
+    core = tmp_path / "vmcore"
+    core.write_bytes(b"not an ELF core")
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    proc = subprocess.run([sys.executable, "-c", _QUICK_PROBE, "check", "--spec", "vmcore", str(core)], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "/proc/vmcore" in proc.stderr, proc.stderr
+    assert "abi_specs.model" in proc.stderr.splitlines()[-1]
