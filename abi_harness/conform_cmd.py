@@ -116,7 +116,9 @@ def cmd_conform(args: argparse.Namespace) -> int:
     from mockfs.conform.campaign import conform, default_jobs
     from mockfs.conform.junit import junit_xml
     from mockfs.conform.reproduce import save_failure
+    from mockfs.dumps.verify import reuse_window_buffers
 
+    reuse_window_buffers()  # every example's dump is compared with its machine's memory, here
     if args.replay:
         return cmd_replay(args)
     argv = _command(args)
@@ -184,8 +186,11 @@ def cmd_conform(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from mockfs.dumps.verify import reuse_window_buffers
     from mockfs.session.demo import DEMO_FIXTURES, run_demo
     from mockfs.session.report import render_report
+
+    reuse_window_buffers()
 
     print(f"Running the reference collector on {DEMO_FIXTURES[args.platform]} through the runner:")
     demo = run_demo(args.platform)

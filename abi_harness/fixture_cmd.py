@@ -251,7 +251,10 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """Compare a saved dump with a fixture."""
     from mockfs.dumps import open_image, verify_dump
+    from mockfs.dumps.verify import reuse_window_buffers
     from mockfs.machine import VmcoreImage
+
+    reuse_window_buffers()
 
     image = open_image(args.fixture)
     if not isinstance(image, VmcoreImage):

@@ -68,7 +68,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run(argv, fixture=args.fixture, output=args.output, trace=args.trace, faults=args.fault,
                  machine=args.machine, state=args.state, program_stdout=2 if args.json else None)
     status = result.exit_status
-    verdict = result.verify() if args.verify else None
+    verdict = None
+    if args.verify:
+        from mockfs.dumps.verify import reuse_window_buffers
+
+        reuse_window_buffers()
+        verdict = result.verify()
     doc = result.as_dict()
     if verdict is not None:
         doc["verify"] = {"complete": verdict.complete, "dump": str(verdict.path) if verdict.path else None,

@@ -23,6 +23,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from abi_specs.units import plural
+
 GOAL_EXAMPLES, GOAL_SECONDS = 100, 60.0
 _LINE = re.compile(r"^\[\s*(\d+)/\d+\] (pass|FAIL)  (\S+) .*?, ([^,]*)  \((\d+\.\d) s\)$")
 
@@ -53,8 +55,8 @@ def where_time_goes(proc: subprocess.CompletedProcess[str]) -> str:
             fault = m[4].split(":")[0] if m[4] != "no faults" else "none"
             by_kind[f"{platform} {fault}"].append(float(m[5]))
     rows = sorted(by_kind.items(), key=lambda kv: -sum(kv[1]))
-    return "\n".join(f"    {kind:<16} {len(s):>3} examples  {sum(s):6.1f} s  (mean {sum(s) / len(s):.2f} s)"
-                     for kind, s in rows)
+    return "\n".join(f"    {kind:<17} {plural(len(s), 'example'):<12} {sum(s):6.1f} s  (mean {sum(s) / len(s):.2f} s)"
+                      for kind, s in rows)
 
 
 def summary(proc: subprocess.CompletedProcess[str]) -> str:

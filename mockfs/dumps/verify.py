@@ -80,6 +80,20 @@ class VerifyReport:
         }
 
 
+def reuse_window_buffers() -> None:
+    """Make this process reuse the buffers a verification reads and builds, a window at a time.
+
+    By default glibc maps each window's 1 MiB buffers afresh and unmaps them
+    when freed, so their pages fault in again for every window: two thirds of a
+    verification's time (a 576 MiB dump: 1.57 s, 0.47 s with reuse). The
+    setting is the whole process's allocator's, so the commands that verify
+    call this, not :func:`verify_dump` (a library caller keeps its own).
+    """
+    from mockfs.sandbox.syscalls import keep_heap_memory
+
+    keep_heap_memory()
+
+
 def verify_dump(
     image: VmcoreImage,
     dump_path: str | os.PathLike[str],
