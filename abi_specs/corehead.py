@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
+from elftools.construct import ConstructError
+from elftools.elf.structs import ELFStructs
 
 from .binlayout import Layout
 from .elf import machine_number
@@ -112,28 +112,66 @@ def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
     return stream.read(size)
 
 
-def open_elf(stream: BinaryIO, what: str) -> ELFFile:
-    """pyelftools' view of *stream*; CoreError naming *what* when it is no ELF file."""
-    magic = _read_at(stream, 0, 4)
-    if magic != b"\x7fELF":
+#: e_phnum of a file with 0xffff program headers or more: section 0's sh_info holds the count (PN_XNUM).
+PN_XNUM = 0xFFFF
+
+
+@dataclass(frozen=True)
+class ElfHeaders:
+    """The ELF header and the program headers of a file, parsed by pyelftools' structs.
+
+    pyelftools' own ``ELFFile`` would do, but importing it brings its DWARF,
+    symbol and section machinery: a third of a collector's start.
+    """
+
+    structs: ELFStructs
+    header: Any  # pyelftools' Container: e_type, e_machine... as pyelftools names them
+    phdrs: tuple[Any, ...]
+    little_endian: bool
+    elfclass: int
+
+    def section_header(self, stream: BinaryIO, index: int) -> Any:
+        """Section header *index* (struct errors for a broken table are the caller's to report)."""
+        h = self.header
+        return self.structs.Elf_Shdr.parse(_read_at(stream, h.e_shoff + index * h.e_shentsize,
+                                                    self.structs.Elf_Shdr.sizeof()))
+
+
+def read_elf_headers(stream: BinaryIO, what: str) -> ElfHeaders:
+    """The ELF header and program headers of *stream*; CoreError naming *what* when it is no ELF file."""
+    ident = _read_at(stream, 0, 16)
+    if ident[:4] != b"\x7fELF":
         raise CoreError(what, 0, "not an ELF file (no \\x7fELF magic)")
+    elfclass = {1: 32, 2: 64}.get(ident[4]) if len(ident) > 4 else None
+    little = {1: True, 2: False}.get(ident[5]) if len(ident) > 5 else None
+    if elfclass is None or little is None:
+        raise CoreError(what, 4, f"unreadable ELF headers: EI_CLASS/EI_DATA {ident[4:6]!r} are not ELF's")
+    structs = ELFStructs(little_endian=little, elfclass=elfclass)
+    structs.create_basic_structs()
     try:
-        elf = ELFFile(stream)
-        _ = elf.header.e_type
-    except (ELFError, struct.error, ValueError) as exc:
+        header = structs.Elf_Ehdr.parse(_read_at(stream, 0, structs.Elf_Ehdr.sizeof()))
+        structs.create_advanced_structs(header.e_type, header.e_machine, header.e_ident.EI_OSABI)
+    except (ConstructError, struct.error, ValueError) as exc:
         raise CoreError(what, 0, f"unreadable ELF headers: {exc}") from None
-    return elf
+    headers = ElfHeaders(structs, header, (), little, elfclass)
+    try:
+        count = header.e_phnum if header.e_phnum != PN_XNUM else headers.section_header(stream, 0).sh_info
+        size = structs.Elf_Phdr.sizeof()
+        table = _read_at(stream, header.e_phoff, count * header.e_phentsize) if count else b""
+        if count and header.e_phentsize < size:
+            raise ValueError(f"e_phentsize {header.e_phentsize} is smaller than a program header ({size})")
+        phdrs = tuple(structs.Elf_Phdr.parse(table[i * header.e_phentsize:i * header.e_phentsize + size])
+                      for i in range(count))
+    except (ConstructError, struct.error, ValueError) as exc:
+        raise CoreError(what, int(header.e_phoff), f"unreadable program headers: {exc}") from None
+    return ElfHeaders(structs, header, phdrs, little, elfclass)
 
 
 def read_core_head(stream: BinaryIO, what: str = "core", notes_limit: int = MAX_NOTES_BYTES) -> CoreHead:
     """Read the head of the ELF file *stream*; CoreError naming *what* and an offset when it is broken."""
-    elf = open_elf(stream, what)
-    header = elf.header
+    elf = read_elf_headers(stream, what)
+    header, phdrs = elf.header, elf.phdrs
     byteorder = "little" if elf.little_endian else "big"
-    try:
-        phdrs = [elf.get_segment(i).header for i in range(elf.num_segments())]
-    except (ELFError, struct.error, ValueError) as exc:
-        raise CoreError(what, int(header.e_phoff), f"unreadable program headers: {exc}") from None
     phdr_end = header.e_phoff + len(phdrs) * header.e_phentsize
     digest = hashlib.sha256(_read_at(stream, 0, header.e_ehsize))
     digest.update(_read_at(stream, header.e_phoff, phdr_end - header.e_phoff))

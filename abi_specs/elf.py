@@ -1,6 +1,6 @@
 """ELF64 core-file structures, declared once: pyelftools' declarations serve both ways.
 
-Reading goes through :class:`elftools.elf.elffile.ELFFile`; building the
+Reading parses with pyelftools' structs (:func:`abi_specs.corehead.read_elf_headers`); building the
 headers of a synthesized /proc/vmcore uses the very same pyelftools structs
 (``Elf_Ehdr``, ``Elf_Phdr``, ``Elf_Nhdr``), so field names, sizes and byte
 orders are stated in one place.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .core_rules import CoreFormat
-from .corehead import CoreHead, open_elf, read_core_head
+from .corehead import CoreHead, read_core_head, read_elf_headers
 from .elf import EHDR_SIZE, PHDR_SIZE, machine_name, machine_number
 from .errors import CoreError
 from .vmcore_layout import VmcoreLayout, round_up
@@ -84,7 +84,7 @@ def _check_elf_header(stream: BinaryIO, rules: CoreFormat, size: int, what: str)
         raise CoreError(what, 4, "not ELF64 (EI_CLASS is not ELFCLASS64)")
     if ident[6] != 1:
         raise CoreError(what, 6, f"EI_VERSION is {ident[6]}, not EV_CURRENT")
-    elf = open_elf(stream, what)
+    elf = read_elf_headers(stream, what)
     header = elf.header
     endian = "little" if elf.little_endian else "big"
     if header.e_type != "ET_CORE":
@@ -106,8 +106,7 @@ def _check_elf_header(stream: BinaryIO, rules: CoreFormat, size: int, what: str)
 
 def _check_segments(stream: BinaryIO, what: str) -> None:
     """One PT_NOTE first, then only PT_LOADs (checked before any note is parsed)."""
-    elf = open_elf(stream, what)
-    phdrs = [elf.get_segment(i).header for i in range(elf.num_segments())]
+    phdrs = read_elf_headers(stream, what).phdrs
     kinds = [p.p_type for p in phdrs]
     if kinds[0] != "PT_NOTE":
         raise CoreError(what, EHDR_SIZE, f"the first program header is {kinds[0]}, not the merged PT_NOTE")

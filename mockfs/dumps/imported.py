@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import tomli_w
-from elftools.common.exceptions import ELFError
+from elftools.construct import ConstructError
 
 from abi_specs import AbiError, CoreError, builtin_spec
-from abi_specs.corehead import CoreHead, open_elf, read_core_head
+from abi_specs.corehead import CoreHead, read_core_head, read_elf_headers
 from abi_specs.elf import machine_name
 from abi_specs.intervals import IntervalSet
 from abi_specs.streams import ReadAtStream
@@ -219,7 +219,7 @@ def _any_prstatus(byteorder: str) -> Any:
 def _embedded_ranges(f: BinaryIO, size: int, where: str) -> tuple[IntervalSet, set[int]]:
     """Byte ranges to embed (headers, small notes, section table) and the cuts between pieces."""
     try:
-        elf = open_elf(f, where)
+        elf = read_elf_headers(f, where)
     except CoreError as exc:
         raise CoreImportError(f"{where}: {exc.problem}") from None
     h = elf.header
@@ -232,16 +232,15 @@ def _embedded_ranges(f: BinaryIO, size: int, where: str) -> tuple[IntervalSet, s
     try:
         if h.e_shoff and h.e_shnum:
             embed.add(h.e_shoff, h.e_shoff + h.e_shnum * h.e_shentsize)
-            strtab = elf.get_section(h.e_shstrndx).header if h.e_shstrndx else None
+            strtab = elf.section_header(f, h.e_shstrndx) if h.e_shstrndx else None
             if strtab is not None and strtab.sh_type != "SHT_NOBITS":
                 embed.add(strtab.sh_offset, strtab.sh_offset + strtab.sh_size)
-        for seg in elf.iter_segments():
-            p = seg.header
+        for p in elf.phdrs:
             if p.p_type == "PT_NOTE" and p.p_filesz <= EMBED_LIMIT:
                 embed.add(p.p_offset, p.p_offset + p.p_filesz)
             elif p.p_filesz:
                 cuts |= {p.p_offset, p.p_offset + p.p_filesz}  # one referenced piece per segment
-    except (ELFError, struct.error, ValueError) as exc:
+    except (ConstructError, struct.error, ValueError) as exc:
         raise CoreImportError(f"{where}: unreadable ELF headers: {exc}") from None
     embed = embed.intersection(IntervalSet([(0, size)]))
     for a, b in embed:

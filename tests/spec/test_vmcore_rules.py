@@ -121,3 +121,43 @@ def test_validator_reads_only_headers_and_padding() -> None:
     summary = validate_core(stream, VMCORE.core, 2 * 4096 + (1 << 40))
     assert summary.loads[0]["size"] == 1 << 40
     assert stream.read_bytes < 1 << 20
+
+
+# -- the ELF header reader every core reader starts from --------------------------------
+
+
+@pytest.mark.parametrize(("core", "problem"), [
+    (_flip(CORE, 4, b"\x03"), "EI_CLASS/EI_DATA"),
+    (_flip(CORE, 5, b"\x00"), "EI_CLASS/EI_DATA"),
+    (CORE[:40], "unreadable ELF headers"),
+    (CORE[:64 + 56 + 10], "unreadable program headers"),
+    (_flip(CORE, 54, struct.pack("<H", 8)), "e_phentsize 8 is smaller"),
+])
+def test_elf_headers_that_cannot_be_read_are_one_core_error(core: bytes, problem: str) -> None:
+    from abi_specs.corehead import read_elf_headers
+
+    with pytest.raises(CoreError, match=problem):
+        read_elf_headers(io.BytesIO(core), "core")
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_elf_headers_read_as_pyelftools_reads_them(arch: str) -> None:
+    from elftools.elf.elffile import ELFFile
+
+    from abi_specs.corehead import read_elf_headers
+
+    core = build_core(arch, 4096, pids=(1, 2), ranges=((0, 4096), (1 << 32, 8192)))
+    ours, theirs = read_elf_headers(io.BytesIO(core), "core"), ELFFile(io.BytesIO(core))
+    assert (ours.header, ours.little_endian, ours.elfclass) == (theirs.header, theirs.little_endian, theirs.elfclass)
+    assert list(ours.phdrs) == [seg.header for seg in theirs.iter_segments()]
+
+
+def test_extended_program_header_numbering_reads_the_count_from_section_zero() -> None:
+    # e_phnum PN_XNUM (0xffff): the count is section 0's sh_info (gdb and the kernel write this past 65534).
+    from abi_specs.corehead import read_elf_headers
+
+    phnum = struct.unpack_from("<H", CORE, 56)[0]
+    shdr = struct.pack("<IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, phnum, 0, 0)  # sh_info = the real count
+    core = _flip(_flip(_flip(_flip(CORE, 56, struct.pack("<H", 0xFFFF)), 40, struct.pack("<Q", len(CORE))),
+                       58, struct.pack("<H", 64)), 60, struct.pack("<H", 1)) + shdr
+    assert len(read_elf_headers(io.BytesIO(core), "core").phdrs) == phnum
