@@ -90,8 +90,27 @@ def _in_user_namespace() -> bool:
         return False
 
 
+def _refuse_links(newroot: str, path: str) -> None:
+    """Refuse a bind whose target inside *newroot* is reached through a symbolic link.
+
+    The root is an overlay, and a kept machine's overlay keeps what its programs
+    wrote: a link planted by one run would lead a later run's bind (its output,
+    the mock) wherever it points, over a seal or out of the root. Nothing runs
+    in the namespace while it is set up, so a check of each component holds.
+    """
+    current = newroot
+    for part in path.strip("/").split("/"):
+        current = f"{current}/{part}"
+        if os.path.islink(current):
+            raise SetupError(f"cannot bind at {path}: {current[len(newroot):]} is a symbolic link in the machine's "
+                             "root file system, and a bind must not follow one (remove it, or use another path)")
+        if not os.path.lexists(current):
+            return
+
+
 def bind_into(newroot: str, source: str, path: str | None = None, recursive: bool = True) -> str:
     """Bind *source* at the same *path* (default: its own) inside *newroot*; returns the target."""
+    _refuse_links(newroot, path or source)
     target = newroot + (path or source)
     if os.path.isdir(source):
         os.makedirs(target, exist_ok=True)

@@ -95,6 +95,24 @@ def test_an_output_linking_to_a_seal_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "would undo the seal of /sys" in proc.stderr, proc.stderr
 
 
+def test_a_link_planted_in_a_kept_machine_cannot_lead_a_later_bind(tmp_path: Path) -> None:
+    # A kept machine keeps its root's writes: one run replaces the output's parent by a link into the
+    # machine's /sys/kernel (the host's own directory is untouched: the root is an overlay). The next run's
+    # output bind would follow it over the seal; it is refused, naming the link.
+    from mockfs.sandbox.runtime import runtime_dir
+    from mockfs.session.runner import RunError
+
+    parent = tmp_path / "dumps"
+    parent.mkdir()
+    machine = Machine(tmp_path / "m", "kdump-x86_64")
+    planted = machine.run(["sh", "-c", f"rmdir {parent} && ln -s {runtime_dir()}/newroot/sys/kernel {parent}"])
+    assert planted.returncode == 0
+    assert parent.is_dir() and not parent.is_symlink()  # the host's directory is as it was
+    with pytest.raises(RunError, match=f": {parent} is a symbolic link in the machine's root file system"):
+        machine.run(["true"], output=parent / "out")
+    assert list(parent.iterdir()) == [parent / "out"]  # made on the host, bound nowhere
+
+
 def test_a_sealed_call_is_answered_when_the_caller_cannot_be_read(tmp_path: Path) -> None:
     """The supervisor cannot open the caller's memory (as under Yama's ptrace_scope 3; here: a /proc
     handle without the caller in it): the call fails with EPERM, reported, instead of hanging forever.
