@@ -18,11 +18,7 @@ load the spec.
 
 from __future__ import annotations
 
-import importlib
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs a quick command 3 ms; annotations alone use it
-    from typing import Any
+from .lazy import lazy_exports
 
 _EXPORTS = {
     "AbiError": ".errors",
@@ -39,10 +35,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -12,8 +12,7 @@ These modules read and write files; the pure model they compare against is
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from abi_specs.lazy import lazy_exports
 
 _EXPORTS = {
     "CoreImportError": ".imported",
@@ -32,11 +31,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    # Imported on first use: a run needs the fixture and its image, not the generator or the exporter.
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
