@@ -26,11 +26,18 @@ def undone_seal(target: str | os.PathLike[str]) -> str | None:
     """
     raw = os.fspath(target)
     for path in dict.fromkeys((os.path.normpath(raw), os.path.realpath(raw))):
-        if path in ("/", "//"):
-            return "the root file system (an overlay: writes stay in the machine)"
-        for top, seal in SEALED_TREES:
-            if path == top or path.startswith(top + "/"):
-                return seal
+        if seal := sealed_tree(path):
+            return seal
+    return None
+
+
+def sealed_tree(path: str) -> str | None:
+    """The seal of the tree a normalised *path* lies in (``/`` itself included), or None."""
+    if path in ("/", "//"):
+        return "the root file system (an overlay: writes stay in the machine)"
+    for top, seal in SEALED_TREES:
+        if path == top or path.startswith(top + "/"):
+            return seal
     return None
 
 

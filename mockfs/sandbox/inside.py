@@ -201,7 +201,7 @@ class _Runner:
         for target, source in self.spec["binds"].items():
             if seal := bind_undoes_seal(target, source):  # checked by the caller too: one check is not a seal
                 raise SetupError(f"extra_binds {source} at {target}: refused, the bind would undo the seal of {seal}")
-            if not os.path.isdir(root + os.path.dirname(target)):
+            if not os.path.isdir(root + rootfs.resolve_in_root(root, os.path.dirname(target))):
                 raise SetupError(f"extra_binds target {target}: {os.path.dirname(target)} does not exist")
             rootfs.bind_into(root, source, target, recursive=os.path.isdir(source))
         self.wait_proc_daemon()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import stat
 
+from .binds import sealed_tree
 from .syscalls import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, make_readonly_recursive, mount
 
 
@@ -90,28 +91,58 @@ def _in_user_namespace() -> bool:
         return False
 
 
-def _refuse_links(newroot: str, path: str) -> None:
-    """Refuse a bind whose target inside *newroot* is reached through a symbolic link.
+#: Links followed while resolving one bind target, as the kernel allows a path (ELOOP beyond).
+MAX_LINKS = 40
 
-    The root is an overlay, and a kept machine's overlay keeps what its programs
-    wrote: a link planted by one run would lead a later run's bind (its output,
-    the mock) wherever it points, over a seal or out of the root. Nothing runs
-    in the namespace while it is set up, so a check of each component holds.
+
+def resolve_in_root(newroot: str, path: str) -> str:
+    """*path* as a program inside *newroot* will see it: its links followed inside the root.
+
+    A link's absolute target starts from the root's top and ``..`` never climbs
+    above it, as after the pivot; resolution stops at the first component that
+    does not exist yet (the bind creates the rest as directories). The mount
+    syscall itself would follow links from the runner's own root, before the
+    pivot: out of the machine, or over a seal.
     """
-    current = newroot
-    for part in path.strip("/").split("/"):
-        current = f"{current}/{part}"
+    parts = [p for p in os.path.normpath(path).split("/") if p]
+    done: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part in (".", ".."):  # only from a link's target: the path itself is normalised
+            if part == ".." and done:
+                done.pop()
+            continue
+        current = newroot + "/" + "/".join([*done, part])
         if os.path.islink(current):
-            raise SetupError(f"cannot bind at {path}: {current[len(newroot):]} is a symbolic link in the machine's "
-                             "root file system, and a bind must not follow one (remove it, or use another path)")
+            links += 1
+            if links > MAX_LINKS:
+                raise SetupError(f"cannot bind at {path}: more than {MAX_LINKS} symbolic links on the way")
+            target = os.readlink(current)
+            if target.startswith("/"):
+                done = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        done.append(part)
         if not os.path.lexists(current):
-            return
+            done += [p for p in parts if p != "."]
+            break
+    return os.path.normpath("/" + "/".join(done))
 
 
 def bind_into(newroot: str, source: str, path: str | None = None, recursive: bool = True) -> str:
-    """Bind *source* at the same *path* (default: its own) inside *newroot*; returns the target."""
-    _refuse_links(newroot, path or source)
-    target = newroot + (path or source)
+    """Bind *source* at the same *path* (default: its own) inside *newroot*; returns the target.
+
+    Links on the way are followed inside the root (:func:`resolve_in_root`). A
+    kept machine's overlay keeps the links its programs made, so one that leads
+    a later bind into a sealed tree is refused.
+    """
+    wanted = os.path.normpath(path or source)
+    inner = resolve_in_root(newroot, wanted)
+    if inner != wanted and (seal := sealed_tree(inner)):
+        raise SetupError(f"cannot bind at {wanted}: its symbolic links lead to {inner}, and a bind there would undo "
+                         f"the seal of {seal}")
+    target = newroot + inner
     if os.path.isdir(source):
         os.makedirs(target, exist_ok=True)
     elif not os.path.lexists(target):

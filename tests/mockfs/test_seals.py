@@ -95,22 +95,34 @@ def test_an_output_linking_to_a_seal_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "would undo the seal of /sys" in proc.stderr, proc.stderr
 
 
-def test_a_link_planted_in_a_kept_machine_cannot_lead_a_later_bind(tmp_path: Path) -> None:
-    # A kept machine keeps its root's writes: one run replaces the output's parent by a link into the
-    # machine's /sys/kernel (the host's own directory is untouched: the root is an overlay). The next run's
-    # output bind would follow it over the seal; it is refused, naming the link.
-    from mockfs.sandbox.runtime import runtime_dir
+def test_links_in_a_kept_machine_lead_binds_only_inside_it_and_never_over_a_seal(tmp_path: Path) -> None:
+    # A kept machine keeps its root's writes, links included (the host's own directories are untouched: the
+    # root is an overlay). A later run's output bind follows them as its program will, inside the machine's
+    # root: a link to another directory is followed; one into a sealed tree is refused, naming where it leads.
     from mockfs.session.runner import RunError
 
-    parent = tmp_path / "dumps"
-    parent.mkdir()
     machine = Machine(tmp_path / "m", "kdump-x86_64")
-    planted = machine.run(["sh", "-c", f"rmdir {parent} && ln -s {runtime_dir()}/newroot/sys/kernel {parent}"])
-    assert planted.returncode == 0
-    assert parent.is_dir() and not parent.is_symlink()  # the host's directory is as it was
-    with pytest.raises(RunError, match=f": {parent} is a symbolic link in the machine's root file system"):
-        machine.run(["true"], output=parent / "out")
-    assert list(parent.iterdir()) == [parent / "out"]  # made on the host, bound nowhere
+    moved, sealed = tmp_path / "moved", tmp_path / "sealed"
+    moved.mkdir()
+    sealed.mkdir()
+    plant = f"mkdir {tmp_path}/elsewhere && rmdir {moved} {sealed} && ln -s elsewhere {moved} && ln -s /sys/kernel {sealed}"
+    assert machine.run(["sh", "-c", plant]).returncode == 0
+    assert moved.is_dir() and not moved.is_symlink() and sealed.is_dir() and not sealed.is_symlink()
+
+    saved = machine.run(["sh", "-c", f"echo saved > {tmp_path}/elsewhere/out/x"], output=moved / "out")
+    assert saved.returncode == 0 and (moved / "out" / "x").read_text() == "saved\n"
+    with pytest.raises(RunError, match=f"cannot bind at {sealed}/out: its symbolic links lead to /sys/kernel/out, "
+                                       "and a bind there would undo the seal of /sys"):
+        machine.run(["true"], output=sealed / "out")
+    # An absolute link leads into the machine's root too: what the bind makes there lands in the machine's
+    # overlay, never in the host's directory of that name.
+    away, host_side = tmp_path / "away", tmp_path / "host-side"
+    away.mkdir()
+    host_side.mkdir()
+    assert machine.run(["sh", "-c", f"rmdir {away} && ln -s {host_side} {away}"]).returncode == 0
+    saved = machine.run(["sh", "-c", f"echo saved > {host_side}/out/x"], output=away / "out")
+    assert saved.returncode == 0 and (away / "out" / "x").read_text() == "saved\n"
+    assert list(host_side.iterdir()) == []
 
 
 def test_a_sealed_call_is_answered_when_the_caller_cannot_be_read(tmp_path: Path) -> None:
