@@ -13,6 +13,11 @@ write, from inside the write, before the writer sees its result:
 * a name that goes away, or whose attributes changed, has its cached attributes
   dropped (``fuse_invalidate_path``): the next stat or open asks the daemon,
   which answers ENOENT or the new attributes.
+
+The kernel's cached names themselves stay (libfuse's high-level API has no
+call to drop one), which is enough as long as no name changes type between a
+machine's two kernels: ``tests/mockfs/test_kernel_cache.py`` checks that no
+spec file does, for every platform and version.
 """
 
 from __future__ import annotations
