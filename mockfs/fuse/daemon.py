@@ -20,9 +20,10 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from abi_specs.errors import AbiError
 from mockfs.live import LiveMachine
@@ -92,7 +93,14 @@ def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
     syscalls.keep_heap_memory()
     machine.on_change = keep
     machine.on_crash = end_run_of
-    fs = MockFS(machine, Trace(trace), faults, on_ready=on_ready, spare_groups=spare_groups)
+    handlers = _LibfuseSignalHandlers()
+
+    def ready() -> None:  # libfuse's loop runs, its handlers in place: the stop signals may come now
+        handlers.let_through()
+        if on_ready is not None:
+            on_ready()
+
+    fs = MockFS(machine, Trace(trace), faults, on_ready=ready, spare_groups=spare_groups)
     # One thread serves every request: the GIL serialises the handlers anyway, and libfuse's
     # multi-threaded loop hands consecutive requests to different sleeping workers, which cost
     # 40-70 % of streaming and a third more per attribute round trip (README, speed). Names and
@@ -103,7 +111,7 @@ def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
     if os.geteuid() == 0:
         options["allow_other"] = True  # the collector may run as another user
     try:
-        with _libfuse_signal_handlers():
+        with handlers:
             Fuse(fs, str(mountpoint), **options)
     except RuntimeError as exc:
         # libfuse's loop ends with an error code when SIGINT or SIGTERM stops it (8 with libfuse 3):
@@ -122,25 +130,42 @@ def serve(machine: LiveMachine, mountpoint: Path, trace: Path | None = None, fau
             tmp.replace(report)
 
 
-@contextlib.contextmanager
-def _libfuse_signal_handlers() -> Iterator[None]:
+class _LibfuseSignalHandlers:
     """Let libfuse's own handlers end its loop on SIGINT, SIGTERM and SIGHUP.
 
     libfuse installs them only over the default action, and a Python handler
     could never run while the main thread waits in fuse_main (mfusepy resets
     SIGINT alone): the command line's SIGTERM handler would leave the mount
-    serving forever. The caller's handlers come back afterwards.
+    serving forever. Between the reset to the default action and libfuse's own
+    handlers, a stop signal would kill the daemon outright, its mount left
+    behind and its report unwritten; so the signals stay blocked until the
+    loop runs (:meth:`let_through`, from the mock's ``init``), and one that came
+    meanwhile then ends the loop as any stop does. The caller's handlers and
+    mask come back afterwards.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    saved = {sig: signal.signal(sig, signal.SIG_DFL) for sig in stops}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
+
+    STOPS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+    def __init__(self) -> None:
+        self._saved: dict[int, Any] = {}
+        self._mask: set[int] | None = None
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._mask = signal.pthread_sigmask(signal.SIG_BLOCK, self.STOPS)
+        self._saved = {sig: signal.signal(sig, signal.SIG_DFL) for sig in self.STOPS}
+
+    def let_through(self) -> None:
+        if self._mask is not None:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, self.STOPS - self._mask)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._mask is None:
+            return
+        for sig, handler in self._saved.items():
             signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)  # a stop that came late meets the caller's handler
 
 
 def _stopped_by_signal(exc: RuntimeError) -> bool:

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,35 @@ def test_mount_foreground_ends_cleanly_on_a_stop_signal(sig: signal.Signals, tmp
     assert err == "", err  # no "RuntimeError: 8", no libfuse "Ignoring invalid max threads value"
     assert json.loads(out)["fixture"] == "kdump-x86_64"  # the summary, printed after the loop ended
     assert not os.path.ismount(mountpoint)
+
+
+_STOP_IN_THE_WINDOW = """
+import os, signal, sys
+from mockfs.fuse import daemon
+enter = daemon._LibfuseSignalHandlers.__enter__
+def enter_then_stop(self):
+    enter(self)
+    os.kill(os.getpid(), signal.SIGTERM)  # before fuse_main has mounted and put libfuse's handlers in place
+daemon._LibfuseSignalHandlers.__enter__ = enter_then_stop
+from abi_harness.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_stop_signal_before_libfuse_is_ready_still_ends_the_mount_cleanly(tmp_path: Path) -> None:
+    # The stop signals are at their default action while libfuse starts (it installs its handlers only over
+    # that), so one arriving then would kill the daemon and leave its mount; they wait, blocked, until the loop runs.
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    try:
+        proc = subprocess.run([sys.executable, "-c", _STOP_IN_THE_WINDOW, "mount", "--foreground", "kdump-x86_64",
+                               str(mountpoint)], capture_output=True, text=True, timeout=120)
+    finally:
+        if os.path.ismount(mountpoint):
+            subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True)
+            raise AssertionError("the mount was left behind")
+    assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr
+    assert json.loads(proc.stdout)["fixture"] == "kdump-x86_64"
 
 
 # -- bad input: one line ----------------------------------------------------------------------
