@@ -8,7 +8,9 @@
 ``enospc:SIZE``     the output directory has SIZE bytes free; its files stay (``abi-harness run``)
 ==================  =========================================================
 
-Numbers take ``0x`` hex and K/M/G/T (binary) suffixes.
+Numbers take ``0x`` hex and K/M/G/T (binary) suffixes. The mock serves one
+request at a time (:mod:`mockfs.fuse.daemon`), so while a delayed read sleeps,
+requests for other files wait too; a real kernel would answer them.
 """
 
 from __future__ import annotations
