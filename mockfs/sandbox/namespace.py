@@ -31,6 +31,8 @@ ctypes, marshal). This module is the caller's side.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import marshal
 import os
 import select
@@ -300,8 +302,10 @@ def _run_forked(spec: dict[str, Any], argv: list[str], env: Mapping[str, str] | 
         raise
     if pid == 0:  # the runner: as the fresh interpreter would start, then the same code
         try:
-            for target, fd in enumerate(fds):
-                if fd is not None and fd != target:
+            # Out of the way first, so that putting one in place cannot overwrite another still to come.
+            moved = [None if fd is None else fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]
+            for target, fd in enumerate(moved):
+                if fd is not None:
                     os.dup2(fd, target)
             os.closerange(3, status_w)  # what Popen's close_fds would close
             os.closerange(status_w + 1, 1 << 20)
@@ -337,8 +341,9 @@ def _wait_runner(pid: int, timeout: float | None, argv: list[str], record: str) 
     except BaseException:
         # The runner's death takes the program and the daemon with it (PDEATHSIG);
         # grandchildren are found by namespace.
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):  # an interrupt after the reaping
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            os.waitpid(pid, 0)
         reap_run(record, CleanupReport())
         raise
     finally:
