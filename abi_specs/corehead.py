@@ -114,6 +114,8 @@ def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
 
 #: e_phnum of a file with 0xffff program headers or more: section 0's sh_info holds the count (PN_XNUM).
 PN_XNUM = 0xFFFF
+#: A sanity bound on the program headers read (56 MiB of table): a count beyond is a broken header.
+MAX_PHDRS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -155,13 +157,22 @@ def read_elf_headers(stream: BinaryIO, what: str) -> ElfHeaders:
         raise CoreError(what, 0, f"unreadable ELF headers: {exc}") from None
     headers = ElfHeaders(structs, header, (), little, elfclass)
     try:
-        count = header.e_phnum if header.e_phnum != PN_XNUM else headers.section_header(stream, 0).sh_info
-        size = structs.Elf_Phdr.sizeof()
-        table = _read_at(stream, header.e_phoff, count * header.e_phentsize) if count else b""
-        if count and header.e_phentsize < size:
-            raise ValueError(f"e_phentsize {header.e_phentsize} is smaller than a program header ({size})")
-        phdrs = tuple(structs.Elf_Phdr.parse(table[i * header.e_phentsize:i * header.e_phentsize + size])
-                      for i in range(count))
+        count = header.e_phnum
+        if count == PN_XNUM:
+            if not (header.e_shoff and header.e_shnum):
+                raise ValueError("e_phnum is PN_XNUM, but there is no section 0 to hold the count")
+            count = headers.section_header(stream, 0).sh_info
+        size, stride = structs.Elf_Phdr.sizeof(), header.e_phentsize
+        if count > MAX_PHDRS:
+            raise ValueError(f"{count} program headers claimed, more than any core has ({MAX_PHDRS})")
+        if count and stride < size:
+            raise ValueError(f"e_phentsize {stride} is smaller than a program header ({size})")
+        if stride == size:  # the usual table: one read
+            table = _read_at(stream, header.e_phoff, count * size)
+            phdrs = tuple(structs.Elf_Phdr.parse(table[i * size:(i + 1) * size]) for i in range(count))
+        else:
+            phdrs = tuple(structs.Elf_Phdr.parse(_read_at(stream, header.e_phoff + i * stride, size))
+                          for i in range(count))
     except (ConstructError, struct.error, ValueError) as exc:
         raise CoreError(what, int(header.e_phoff), f"unreadable program headers: {exc}") from None
     return ElfHeaders(structs, header, phdrs, little, elfclass)

@@ -132,6 +132,7 @@ def test_validator_reads_only_headers_and_padding() -> None:
     (CORE[:40], "unreadable ELF headers"),
     (CORE[:64 + 56 + 10], "unreadable program headers"),
     (_flip(CORE, 54, struct.pack("<H", 8)), "e_phentsize 8 is smaller"),
+    (_flip(_flip(CORE, 56, struct.pack("<H", 0xFFFF)), 40, struct.pack("<Q", 0)), "unreadable program headers"),
 ])
 def test_elf_headers_that_cannot_be_read_are_one_core_error(core: bytes, problem: str) -> None:
     from abi_specs.corehead import read_elf_headers
@@ -161,3 +162,14 @@ def test_extended_program_header_numbering_reads_the_count_from_section_zero() -
     core = _flip(_flip(_flip(_flip(CORE, 56, struct.pack("<H", 0xFFFF)), 40, struct.pack("<Q", len(CORE))),
                        58, struct.pack("<H", 64)), 60, struct.pack("<H", 1)) + shdr
     assert len(read_elf_headers(io.BytesIO(core), "core").phdrs) == phnum
+
+
+def test_a_program_header_count_beyond_reason_is_refused_before_anything_is_read() -> None:
+    # PN_XNUM and a section 0 claiming 2**32-1 program headers: a broken header, not 240 GB to read.
+    from abi_specs.corehead import read_elf_headers
+
+    shdr = struct.pack("<IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, 0xFFFFFFFF, 0, 0)
+    core = _flip(_flip(_flip(_flip(CORE, 56, struct.pack("<H", 0xFFFF)), 40, struct.pack("<Q", len(CORE))),
+                       58, struct.pack("<H", 64)), 60, struct.pack("<H", 1)) + shdr
+    with pytest.raises(CoreError, match="4294967295 program headers claimed"):
+        read_elf_headers(io.BytesIO(core), "core")
