@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 
 COLD = "abi-harness specs, cold cache"
+#: The goals on the median, as the issues state them: quick commands under 100 ms, a whole run at most 150 ms.
+GOALS_MS = {"abi-harness specs": ("under", 100), "abi-harness check": ("under", 100),
+            "abi-harness run -- true": ("at most", 150)}
 
 
 def commands(bin_dir: Path, with_run: bool) -> dict[str, tuple[list[str], bytes | None, tuple[int, ...]]]:
@@ -76,6 +79,11 @@ def main() -> None:
     for name, values in times.items():
         print(f"{name:<31} median {statistics.median(values) * 1e3:6.0f} ms   best {min(values) * 1e3:6.0f} ms"
               f"   (of {args.runs})")
+    for name, (how, goal) in GOALS_MS.items():
+        if name in times:
+            median = statistics.median(times[name]) * 1e3
+            met = median < goal if how == "under" else median <= goal
+            print(f"goal: {name} {how} {goal} ms (median): {'met' if met else 'NOT met'} ({median:.0f} ms)")
 
 
 if __name__ == "__main__":
