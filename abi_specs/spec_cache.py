@@ -3,7 +3,9 @@
 Building the spec (parsing its TOML, checking every key, compiling the
 formats) is most of what ``abi-harness specs`` and ``check`` spend. The built
 :class:`~abi_specs.model.Spec` is pickled to ``$XDG_CACHE_HOME/abi-harness/spec/``
-(``~/.cache`` without it), next to a stamp of what it was built from: the
+(``~/.cache`` without it), after the cheaper objects made from it that quick
+commands read instead (``specs``' rows, ``check``'s quick entries), and after a
+stamp of what it was built from: the
 Python version, the package folder, and the name, size and modification time
 of every ``abi_specs`` module and spec TOML file. A cache whose stamp differs,
 or that cannot be read, trusted or unpickled, is ignored and the spec built
