@@ -1,6 +1,7 @@
 """Dumps read back: imported cores, saved dumps in every format, and their verification.
 
 * imported: :class:`ImportedCore`, a fixture backed by a real ELF core file;
+* kind: whether a manifest names an imported core, told without importing :mod:`.imported`;
 * images: ``open_image`` (the bytes of any fixture) and ``load_any``;
 * export: ``export_file`` (atomic, mode 0600);
 * formats: readers of ELF, kdump-compressed and flattened dumps;
