@@ -134,9 +134,12 @@ class ElfHeaders:
 
     def section_header(self, stream: BinaryIO, index: int) -> Any:
         """Section header *index* (struct errors for a broken table are the caller's to report)."""
-        h = self.header
-        return self.structs.Elf_Shdr.parse(_read_at(stream, h.e_shoff + index * h.e_shentsize,
-                                                    self.structs.Elf_Shdr.sizeof()))
+        return _section_header(stream, self.structs, self.header, index)
+
+
+def _section_header(stream: BinaryIO, structs: ELFStructs, header: Any, index: int) -> Any:
+    return structs.Elf_Shdr.parse(_read_at(stream, header.e_shoff + index * header.e_shentsize,
+                                           structs.Elf_Shdr.sizeof()))
 
 
 def read_elf_headers(stream: BinaryIO, what: str) -> ElfHeaders:
@@ -155,13 +158,12 @@ def read_elf_headers(stream: BinaryIO, what: str) -> ElfHeaders:
         structs.create_advanced_structs(header.e_type, header.e_machine, header.e_ident.EI_OSABI)
     except (ConstructError, struct.error, ValueError) as exc:
         raise CoreError(what, 0, f"unreadable ELF headers: {exc}") from None
-    headers = ElfHeaders(structs, header, (), little, elfclass)
     try:
         count = header.e_phnum
         if count == PN_XNUM:
             if not (header.e_shoff and header.e_shnum):
                 raise ValueError("e_phnum is PN_XNUM, but there is no section 0 to hold the count")
-            count = headers.section_header(stream, 0).sh_info
+            count = _section_header(stream, structs, header, 0).sh_info
         size, stride = structs.Elf_Phdr.sizeof(), header.e_phentsize
         if count > MAX_PHDRS:
             raise ValueError(f"{count} program headers claimed, more than any core has ({MAX_PHDRS})")
