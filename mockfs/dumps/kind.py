@@ -1,8 +1,7 @@
 """Whether a manifest names an imported core, told without loading the importer.
 
-A run of a built-in or synthesized fixture never needs :mod:`.imported` (and
-the ELF reader it brings, a third of a run's imports); this sniff is all it
-asks of it.
+A run of a built-in or synthesized fixture never needs :mod:`.imported` (nor
+the ELF header reader it brings); this sniff is all it asks of it.
 """
 
 from __future__ import annotations
