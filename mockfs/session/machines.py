@@ -37,6 +37,11 @@ from mockfs.machine import Fixture
 from mockfs.sandbox.processes import is_alive, start_time
 from mockfs.sandbox.syscalls import CLONE_NEWNS, setns
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from mockfs.dumps.served import CoreFileImage
+    from mockfs.machine import VmcoreImage
+
 FORMAT = 1
 
 
@@ -68,6 +73,21 @@ class MachineDir:
         self.path = path
         self.fixture = fixture
         self.doc = doc
+        self._image: VmcoreImage | CoreFileImage | None = None
+
+    @property
+    def image(self) -> VmcoreImage | CoreFileImage:
+        """The machine's /proc/vmcore, built once: it never changes, and every run's daemon serves it."""
+        if self._image is None:
+            self._image = open_image(self.fixture)
+        return self._image
+
+    def reloaded(self) -> MachineDir:
+        """This machine with its state read again (a daemon saved it); its fixture and image are kept."""
+        again = MachineDir.open_state(self.path)
+        machine = MachineDir(self.path, self.fixture, again)
+        machine._image = self._image
+        return machine
 
     # -- where things are ------------------------------------------------------------------
 
@@ -95,10 +115,10 @@ class MachineDir:
         os.chmod(target, 0o700)
         write_machine_fixture(fx, target / "fixture.toml")
         os.chmod(target / "fixture.toml", 0o600)
-        live = LiveMachine(open_image(fx), state=None)
+        machine = cls(target, fx, {"format": FORMAT, "fixture": "fixture.toml", "runs": 0})
+        live = LiveMachine(machine.image, state=None)
         live.state = live.initial_state(kernel)
         live.state.event("created", fixture=fx.name)
-        machine = cls(target, fx, {"format": FORMAT, "fixture": "fixture.toml", "runs": 0})
         machine.save(live)
         return machine
 
@@ -106,6 +126,12 @@ class MachineDir:
     def open(cls, path: str | os.PathLike[str]) -> MachineDir:
         """The machine in *path*; MachineError when there is none or it is broken."""
         target = Path(path).absolute()  # daemons and runners work from other directories
+        doc = cls.open_state(target)
+        return cls(target, load_machine_fixture(target / str(doc.get("fixture", "fixture.toml"))), doc)
+
+    @staticmethod
+    def open_state(target: Path) -> dict[str, Any]:
+        """The machine state document in *target*; MachineError when there is none or it is broken."""
         try:
             doc = json.loads((target / "machine.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -114,7 +140,7 @@ class MachineDir:
             raise MachineError(f"{target / 'machine.json'}: unreadable machine state ({exc})") from None
         if doc.get("format") != FORMAT:
             raise MachineError(f"{target / 'machine.json'}: unknown format {doc.get('format')!r}")
-        return cls(target, load_machine_fixture(target / str(doc.get("fixture", "fixture.toml"))), doc)
+        return doc
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike[str], fixture: str | None, kernel: str | None) -> MachineDir:
@@ -185,7 +211,7 @@ class MachineDir:
         """The machine, live, as it was left."""
         state = MachineState.from_dict(self.doc["state"])
         judge = Judge.from_dict(self.doc.get("judge", {}))
-        return LiveMachine(open_image(self.fixture), quirks=quirks, state=state, judge=judge)
+        return LiveMachine(self.image, quirks=quirks, state=state, judge=judge)
 
     def save(self, machine: LiveMachine) -> None:
         """Keep *machine*'s state (atomically: a crash of ours never leaves half a file)."""

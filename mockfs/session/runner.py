@@ -21,8 +21,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +113,8 @@ def _program_runs(mock: Any, argv: list[str], machine: MachineDir, env: Mapping[
                   binds: dict[str, str | Path], timeout: float | None, faults: FaultPlan,
                   rerun_killed: bool, stdout: int | None = None) -> tuple[list[int], list[str]]:
     """Run the program (and once more after a kill-after fault); returns the exit codes and the seal's answers."""
+    from subprocess import TimeoutExpired  # the supervisor's: the command line's process does without it
+
     from mockfs.sandbox.namespace import NamespaceError, run_in_namespace
 
     codes: list[int] = []
@@ -133,7 +133,7 @@ def _program_runs(mock: Any, argv: list[str], machine: MachineDir, env: Mapping[
             raise RunError(f"{argv[0]}: cannot execute it (permission denied: not a program, or no x bit)") from None
         except OSError as exc:
             raise RunError(f"{argv[0]}: cannot execute it: {exc.strerror}") from None
-        except subprocess.TimeoutExpired:
+        except TimeoutExpired:
             codes.append(KILLED)
             break
         except NamespaceError as exc:
@@ -184,7 +184,7 @@ def _supervise(argv: list[str], machine: MachineDir, output: Path | None, workdi
         if limit is not None:
             limit.stop()
     return {"returncodes": codes, "report": report, "seal": seal,
-            "machine": MachineDir.open(machine.path).describe()}
+            "machine": machine.reloaded().describe()}
 
 
 def _command_exists(name: str, machine: MachineDir, env: Mapping[str, str] | None) -> bool:
@@ -204,13 +204,15 @@ def _command_exists(name: str, machine: MachineDir, env: Mapping[str, str] | Non
     return False
 
 
-def _machine_for(fixture: str | None, machine: str | Path | MachineDir | None, state: str | None,
+def _machine_for(fixture: Any, machine: str | Path | MachineDir | None, state: str | None,
                  work: Path) -> MachineDir:
+    """The run's machine: *machine* (made from the fixture name *fixture* on first use), or a fresh one of
+    *fixture* (a resolved :class:`~mockfs.machine.Fixture`) in the work directory."""
     if isinstance(machine, MachineDir):
         return machine
     if machine is not None:
         return MachineDir.open_or_create(machine, fixture, state)
-    return MachineDir.create(work / "machine", fixture or "phyp-power6", state or "capture")
+    return MachineDir.create(work / "machine", fixture, state or "capture")
 
 
 def _make_output(output: str | Path | None) -> Path | None:
@@ -254,7 +256,8 @@ def run(argv: Sequence[str], *, fixture: str | None = None, output: str | Path |
     if machine is None:
         from mockfs.dumps.served import resolve_served
 
-        resolve_served(fixture or "phyp-power6")  # fail here, with the fixture's own message, not in the supervisor
+        # Resolved here, failing with the fixture's own message rather than in the supervisor, and only once.
+        served = resolve_served(fixture or "phyp-power6")
     tmp = None
     if workdir is None:
         tmp = Scratch("abi-run-")
@@ -262,7 +265,7 @@ def run(argv: Sequence[str], *, fixture: str | None = None, output: str | Path |
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        mdir = _machine_for(fixture, machine, state, work)
+        mdir = _machine_for(served if machine is None else fixture, machine, state, work)
         if not _command_exists(argv[0], mdir, env):
             raise RunError(f"{argv[0]}: command not found (on the host or in the machine's root file system)")
         out = _make_output(output)
@@ -295,7 +298,12 @@ def _fork_supervisor(work: Path, body: Any) -> dict[str, object]:
             syscalls.die_with_parent(parent)
             record = body()
         except BaseException as exc:  # the supervisor reports everything, then leaves
-            record = {"error": str(exc) if isinstance(exc, AbiError) else "".join(traceback.format_exception(exc))}
+            if isinstance(exc, AbiError):
+                record = {"error": str(exc)}
+            else:
+                import traceback
+
+                record = {"error": "".join(traceback.format_exception(exc))}
             code = 1
         finally:
             with contextlib.suppress(BaseException):

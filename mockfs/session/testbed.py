@@ -47,10 +47,10 @@ class MockMount:
                  workdir: Path | None = None, machine: MachineDir | None = None) -> None:
         self.machine_dir = machine
         if machine is not None:
-            self.fixture = machine.fixture
+            self.fixture, self.image = machine.fixture, machine.image
         else:
             self.fixture = fixture if isinstance(fixture, Fixture) else resolve_served(fixture)
-        self.image = open_image(self.fixture)
+            self.image = open_image(self.fixture)
         self.faults = faults if isinstance(faults, FaultPlan) else parse_faults(faults or [])
         self._tmp = None if workdir else Scratch("abi-mock-")
         self.workdir = Path(workdir or self._tmp.name)

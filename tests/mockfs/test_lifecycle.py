@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from abi_specs import builtin_spec
 from mockfs.machine.generate import MIN_MEMORY, new_fixture
-from mockfs.session.machines import MachineDir
+from mockfs.session.machines import MachineDir, MachineError
 from mockfs.session.runner import KILLED
 from mockfs.session.testbed import Machine
 
@@ -162,6 +162,23 @@ def test_machine_show_and_reboot_from_the_command_line(tmp_path: Path) -> None:
     assert doc["kernel"] == "armed" and doc["crash_size"] == 0x10000000
     assert [e["event"] for e in doc["events"]] == ["created", "reboot", "boot"]
     assert os.stat(mdir).st_mode & 0o777 == 0o700 and os.stat(mdir / "machine.json").st_mode & 0o777 == 0o600
+
+
+def test_a_reloaded_machine_reads_the_state_a_daemon_saved_and_keeps_its_image(tmp_path: Path) -> None:
+    machine = MachineDir.create(tmp_path / "m", "kdump-x86_64", "armed")
+    # Another process (a run's daemon) moves the machine on and saves it.
+    other = MachineDir.open(machine.path)
+    live = other.live()
+    live.state = live.initial_state("capture")
+    live.state.event("crashed-elsewhere")
+    other.save(live)
+    again = machine.reloaded()
+    assert again.describe()["kernel"] == "capture" and machine.describe()["kernel"] == "armed"
+    assert [e["event"] for e in again.describe()["events"]] == ["crashed-elsewhere"]
+    assert again.image is machine.image and again.fixture is machine.fixture  # built once per machine
+    (machine.path / "machine.json").write_text("{")
+    with pytest.raises(MachineError, match=r"machine\.json: unreadable machine state"):
+        machine.reloaded()
 
 
 def test_machine_errors_are_one_line(tmp_path: Path) -> None:
