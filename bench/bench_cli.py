@@ -11,6 +11,12 @@ The built-in spec is cached per user (abi_specs/spec_cache.py), as after a
 user's first command; "specs, cold cache" starts each run with an empty one.
 --bin measures another installation (a wheel's venv/bin: the editable
 install's import hook costs every start some milliseconds). Nothing is asserted.
+
+Where a run's time goes, with --run: "import the run's modules" is a Python
+that imports what `run` imports and exits; "run, in process" times the run
+itself (fork, namespaces, the two FUSE mounts, seals, the program, teardown)
+in one process that imported everything first (the supervisor's own modules
+too), --runs times after a warm-up.
 """
 
 from __future__ import annotations
@@ -26,6 +32,20 @@ import time
 from pathlib import Path
 
 COLD = "abi-harness specs, cold cache"
+#: What ``abi-harness run`` imports before it forks the supervisor.
+RUN_IMPORTS = "import abi_harness.cli, abi_harness.mock_cmd, mockfs.session.runner, mockfs.session.report"
+#: The run alone, --runs times in one process (argv[1]), its modules imported: the milliseconds, one per line.
+IN_PROCESS = RUN_IMPORTS + """
+import sys, time
+import mockfs.session.testbed, mockfs.sandbox.namespace, mockfs.sandbox.inside, mockfs.fuse.procfs
+from mockfs.session.runner import run
+run(["true"])
+for _ in range(int(sys.argv[1])):
+    t = time.perf_counter()
+    run(["true"])
+    print((time.perf_counter() - t) * 1e3)
+"""
+IN_PROCESS_ROW = "run -- true, in process"
 #: The goals on the median, as the issues state them: quick commands under 100 ms, a whole run at most 150 ms.
 GOALS_MS = {"abi-harness specs": ("under", 100), "abi-harness check": ("under", 100),
             "abi-harness run -- true": ("at most", 150)}
@@ -40,10 +60,20 @@ def commands(bin_dir: Path, with_run: bool) -> dict[str, tuple[list[str], bytes 
         COLD: ([tool, "specs"], None, (0,)),
         # true collects nothing: the run ends with 3, "violations recorded".
         "abi-harness run -- true": ([tool, "run", "--", "true"], None, (0, 3)),
+        "import the run's modules": ([str(bin_dir / "python"), "-c", RUN_IMPORTS], None, (0,)),
     }
     if not with_run:
-        del out["abi-harness run -- true"]
+        del out["abi-harness run -- true"], out["import the run's modules"]
     return out
+
+
+def in_process(bin_dir: Path, runs: int, env: dict[str, str]) -> list[float]:
+    """Milliseconds of each of *runs* runs of ``true``, timed inside one process of *bin_dir*'s Python."""
+    proc = subprocess.run([str(bin_dir / "python"), "-c", IN_PROCESS, str(runs)], capture_output=True, text=True,
+                          env=env)
+    if proc.returncode != 0:
+        sys.exit(f"{IN_PROCESS_ROW}: exit status {proc.returncode}: {proc.stderr.strip()}")
+    return [float(line) / 1e3 for line in proc.stdout.split()]
 
 
 def once(argv: list[str], stdin: bytes | None, ok: tuple[int, ...], env: dict[str, str], cold: str = "") -> float:
@@ -76,6 +106,8 @@ def main() -> None:
         for _ in range(args.runs):  # interleaved, so that load hits every command alike
             for name, (argv, stdin, ok) in cmds.items():
                 times[name].append(once(argv, stdin, ok, env, cold if name == COLD else ""))
+        if not args.no_run:
+            times[IN_PROCESS_ROW] = in_process(args.bin, args.runs, env)
     for name, values in times.items():
         print(f"{name:<31} median {statistics.median(values) * 1e3:6.0f} ms   best {min(values) * 1e3:6.0f} ms"
               f"   (of {args.runs})")
