@@ -9,9 +9,13 @@ instead is a one-level directory:
   device-tree, sys, sysrq-trigger, iomem, cmdline, kcore);
 * every real entry (``1``, ``meminfo``...) is a symlink into that bind, so
   everything below the first level is answered by the real procfs (and magic
-  links such as ``/proc/<pid>/fd/0`` keep working);
+  links such as ``/proc/<pid>/fd/0`` keep working). In a run, "the real
+  procfs" is the run's own (``run_proc``), which its init mounts in the run's
+  PID namespace: the program sees its run's processes only, numbered as
+  ``getpid()`` numbers them;
 * ``self`` and ``thread-self`` are symlinks computed per request from the pid
-  that libfuse reports for the caller;
+  that libfuse reports for the caller (in the daemon's PID namespace, so
+  translated through the host procfs's ``NStgid``/``NSpid`` into the run's);
 * each machine entry is a regular file or a directory, root's, with the mock's
   mode (vmcore: the spec's), forwarding reads and writes to the mock's file;
   the runner binds the mock's own entries over them, so that the mock's daemon
@@ -41,16 +45,23 @@ _DIR_MODE = stat.S_IFDIR | 0o555
 _LINK_MODE = stat.S_IFLNK | 0o777
 
 
-def _tgid_of(real_proc: str, tid: int) -> int:
-    """The thread-group id of ``tid``: libfuse reports thread ids, /proc/self names the process."""
+def _ids_of(real_proc: str, tid: int) -> tuple[list[int], list[int]]:
+    """The thread-group ids and thread ids of thread *tid*, one per PID namespace from *real_proc*'s down.
+
+    libfuse reports thread ids, /proc/self names the process; a thread of a run (in a PID namespace
+    below ours) has two of each, the second as the run numbers it.
+    """
+    tgids, tids = [tid], [tid]
     try:
         with open(f"{real_proc}/{tid}/status", "rb") as status:
             for line in status:
-                if line.startswith(b"Tgid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
+                if line.startswith(b"NStgid:"):
+                    tgids = [int(n) for n in line.split()[1:]]
+                elif line.startswith(b"NSpid:"):
+                    tids = [int(n) for n in line.split()[1:]]
+    except (OSError, ValueError):
         pass
-    return tid
+    return tgids, tids
 
 
 def _enoent() -> OSError:
@@ -62,8 +73,11 @@ class ProcOverlay:
 
     ``real_proc`` is a directory where the real procfs is bind-mounted;
     ``mock_proc`` is the mock's ``proc`` directory (it may hold any of the
-    machine's entries, or not exist). ``caller_pid`` returns the pid of the
-    process making the current request; it defaults to mfusepy's ``fuse_get_context``.
+    machine's entries, or not exist). ``run_proc``, when given, is where the
+    run's own procfs is (or will be) mounted: the entries link there, and
+    callers in the run's PID namespace get its numbers. ``caller_pid`` returns
+    the pid of the process making the current request; it defaults to
+    mfusepy's ``fuse_get_context``.
     """
 
     use_ns = True  # timestamps in nanoseconds; also silences mfusepy's warning
@@ -73,11 +87,14 @@ class ProcOverlay:
         real_proc: str | Path,
         mock_proc: str | Path,
         *,
+        run_proc: str | Path | None = None,
         caller_pid: Callable[[], int] | None = None,
         on_ready: Callable[[], None] | None = None,
         vmcore_mode: int = 0o400,
     ) -> None:
         self.real_proc = os.fspath(real_proc)
+        self.run_proc = os.fspath(run_proc) if run_proc is not None else None
+        self.view = self.run_proc or self.real_proc  # where the entries link: the procfs the callers see
         self.mock_proc = os.fspath(mock_proc)
         self._caller_pid = caller_pid
         self._on_ready = on_ready
@@ -157,13 +174,17 @@ class ProcOverlay:
             if tid <= 0:
                 # The caller lives in a pid namespace this daemon cannot see.
                 raise _enoent()
-            tgid = _tgid_of(self.real_proc, tid)
-            return str(tgid) if name == "self" else f"{tgid}/task/{tid}"
+            tgids, tids = _ids_of(self.real_proc, tid)
+            if self.run_proc is None or len(tgids) > 1:  # the run's numbers, under the run's /proc
+                tgid, tid = tgids[min(1, len(tgids) - 1)], tids[min(1, len(tids) - 1)]
+                return str(tgid) if name == "self" else f"{tgid}/task/{tid}"
+            # A caller outside the run (its runner): its own entry, in the host's procfs.
+            return f"{self.real_proc}/{tgids[0]}" + ("" if name == "self" else f"/task/{tid}")
         if name == "device-tree" and os.path.isdir(self._mock(name)):
             return self._mock(name)
         if self._is_mock(name):
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        target = f"{self.real_proc}/{name}"
+        target = f"{self.view}/{name}"
         # lstat, not exists(): hidden thread ids resolve although unlisted, and
         # real entries that are themselves symlinks (mounts -> self/mounts) must count.
         os.lstat(target)
@@ -176,7 +197,7 @@ class ProcOverlay:
         yield ".", {"st_mode": _DIR_MODE}, 0
         yield "..", {"st_mode": _DIR_MODE}, 0
         mock = self._mock_entries()
-        for name in os.listdir(self.real_proc):
+        for name in os.listdir(self.view):
             if name not in mock:
                 yield name, {"st_mode": _LINK_MODE}, 0
         for name in mock:
@@ -216,8 +237,8 @@ class ProcOverlay:
 
 
 def serve(
-    real_proc: str | Path, mock_proc: str | Path, mountpoint: str | Path, *, on_ready: Callable[[], None] | None = None,
-    vmcore_mode: int = 0o400,
+    real_proc: str | Path, mock_proc: str | Path, mountpoint: str | Path, *, run_proc: str | Path | None = None,
+    on_ready: Callable[[], None] | None = None, vmcore_mode: int = 0o400,
 ) -> None:
     """Mount :class:`ProcOverlay` on ``mountpoint`` and serve it until unmounted or killed.
 
@@ -226,7 +247,7 @@ def serve(
     """
     from .binding import Fuse  # imports the binding
 
-    ops = ProcOverlay(real_proc, mock_proc, on_ready=on_ready, vmcore_mode=vmcore_mode)
+    ops = ProcOverlay(real_proc, mock_proc, run_proc=run_proc, on_ready=on_ready, vmcore_mode=vmcore_mode)
     Fuse(
         ops,
         os.fspath(mountpoint),

@@ -6,15 +6,15 @@
 namespaces it builds the sealed root (:mod:`.rootfs`): an overlay over the
 host's root, a read-only /sys with the mock's /sys/kernel files, the /proc
 overlay with the machine's /proc files, the output and extra binds; pivots
-into it; runs the program under the syscall seal (:mod:`.seal`), answering its
-sealed calls from the machine; and tears everything down. When a seal cannot
+into it; runs the program in a PID namespace of its own, under the syscall
+seal (:mod:`.seal`), answering its sealed calls from the machine; and tears
+everything down. When a seal cannot
 be set up, it refuses to run the program and says which seal.
 Like the rest of the runner's code it sticks to builtin modules, for a fast start.
 """
 
 from __future__ import annotations
 
-import errno
 import marshal
 import os
 import select
@@ -24,10 +24,13 @@ import sys
 from mockfs.sandbox import rootfs
 from mockfs.sandbox.binds import bind_undoes_seal
 from mockfs.sandbox.processes import kill_and_wait, mount_namespace, namespace_members, start_time
+from mockfs.sandbox.quiet import suppress
 from mockfs.sandbox.records import write_record
 from mockfs.sandbox.rootfs import SetupError
+from mockfs.sandbox.run_init import FORWARDED, run_init, signal_group
 from mockfs.sandbox.syscalls import (
     CLONE_NEWNS,
+    CLONE_NEWPID,
     CLONE_NEWUSER,
     CLONE_NEWUTS,
     MS_BIND,
@@ -52,19 +55,6 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 
-class _suppress:
-    """contextlib.suppress without importing contextlib (and collections) into every runner."""
-
-    def __init__(self, *exceptions: type[BaseException]) -> None:
-        self.exceptions = exceptions
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: object) -> bool:
-        return kind is not None and issubclass(kind, self.exceptions)
-
-
 def _die_with_parent(expected_parent: int) -> None:
     die_with_parent(expected_parent, RUNNER_FAILED)
 
@@ -77,7 +67,8 @@ class _Runner:
         self.mock: str = spec["mock"]
         self.stage = os.path.join(spec["runtime"], "stage")
         self.newroot = os.path.join(spec["runtime"], "newroot")
-        self.real_proc = os.path.join(self.stage, "proc")
+        self.real_proc = os.path.join(self.stage, "proc")  # the host's procfs: the runner's view
+        self.run_proc = os.path.join(self.stage, "proc-run")  # the run's own procfs, mounted by its init
         self.status_fd: int = spec["status_fd"]
         self.record = os.path.join(spec["runtime"], "runs", f"{os.getpid()}.run")
         self.runs_fd = -1  # the host's runs directory, still reachable after the pivot into the overlay
@@ -90,7 +81,7 @@ class _Runner:
         self.down = False  # the machine went down (reboot): the run ends
 
     def report(self, key: str, value: object) -> None:
-        with _suppress(OSError):
+        with suppress(OSError):
             os.write(self.status_fd, f"{key} {value}".replace("\n", " ").encode() + b"\n")
 
     # -- namespaces -------------------------------------------------------
@@ -108,7 +99,7 @@ class _Runner:
         # Nothing we mount may propagate back to the host.
         mount(None, "/", None, MS_REC | MS_PRIVATE)
         self.mntns = mount_namespace("self")
-        with _suppress(OSError):
+        with suppress(OSError):
             sethostname(self.spec.get("hostname") or "abi-harness")
 
     @staticmethod
@@ -147,6 +138,7 @@ class _Runner:
         # which cleanup() recognises this run's namespace.
         mount("abi-harness", self.stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m")
         os.mkdir(self.real_proc)
+        os.mkdir(self.run_proc)
         mount("/proc", self.real_proc, None, MS_BIND | MS_REC)
         # The program reaches this bind through /proc's links (/proc/1 -> <stage>/proc/1), so it
         # is read-only all the way down: <stage>/proc/sysrq-trigger and <stage>/proc/sys/* fail
@@ -171,8 +163,8 @@ class _Runner:
         if pid == 0:
             os.close(ready_r)
             os.close(self.status_fd)
-            _daemon_main(parent, ready_w, self.real_proc, os.path.join(self.mock, "proc"), self.newroot + "/proc",
-                         self.spec)
+            _daemon_main(parent, ready_w, self.real_proc, self.run_proc, os.path.join(self.mock, "proc"),
+                         self.newroot + "/proc", self.spec)
         os.close(ready_w)
         self.daemon, self.ready_fd = pid, ready_r
 
@@ -212,27 +204,30 @@ class _Runner:
     # -- the program --------------------------------------------------------
 
     def run_program(self) -> int:
-
+        """Start the run's init in a PID namespace of its own; it seals itself and runs the program."""
         argv, cwd = self.spec["argv"], self.spec["cwd"]
         env = dict(os.environ)  # exactly what the caller gave Popen
+        try:
+            unshare(CLONE_NEWPID)  # our next child is process 1 of the run: the host's processes are out of sight
+        except OSError as exc:
+            raise SetupError(f"cannot create the run's PID namespace (unshare: {exc.strerror})") from None
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         fd_r, fd_w = os.pipe2(os.O_CLOEXEC)
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
-        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _child(parent, argv, cwd, env, bytes.fromhex(self.spec["seal"]), err_w, fd_w, go_r)
+            run_init(self.run_proc, argv, cwd, env, bytes.fromhex(self.spec["seal"]), err_w, fd_w, go_r)
         for fd in (err_w, fd_w, go_r):
             os.close(fd)
-        # The program is a process group of its own (a kill-after fault kills the group);
-        # terminal signals sent to us are passed on to it.
-        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, lambda signum, _frame: _signal_group(pid, signum))
+        # The init is a process group of its own and passes terminal signals sent to us on to the
+        # program's group (a signal from here reaches a namespace's init only through its handler).
+        for sig in FORWARDED:
+            signal.signal(sig, lambda signum, _frame: signal_group(pid, signum))
         listener = self.take_listener(pid, fd_r, go_w)
         failure = os.read(err_r, 64).decode() if listener >= 0 else "1 seal"  # empty once exec closed the pipe
         os.close(err_r)
         status = self.supervise(pid, listener) if not failure else os.waitpid(pid, 0)[1]
-        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+        for sig in FORWARDED:
             signal.signal(sig, signal.SIG_IGN)  # the pid may be reused from now on
         for event in self.events:
             self.report("event", event)
@@ -240,6 +235,8 @@ class _Runner:
             code, _, step = failure.partition(" ")
             if step == "seal":
                 raise SetupError("cannot seal the program's system calls (seccomp user notification is needed)")
+            if step == "proc":
+                raise SetupError(f"cannot mount the run's own /proc in its PID namespace: {os.strerror(int(code))}")
             self.report("exec_errno", failure)
             return 127
         if self.down:
@@ -249,7 +246,7 @@ class _Runner:
 
     @staticmethod
     def take_listener(pid: int, fd_r: int, go_w: int) -> int:
-        """Copy the program's seccomp listener (it cannot keep it); -1 when it could not seal itself."""
+        """Copy the init's seccomp listener (the program inherits its filter); -1 when it could not seal itself."""
         from mockfs.sandbox.seal import take_fd
 
         raw = os.read(fd_r, 16)
@@ -308,7 +305,7 @@ class _Runner:
             os.kill(self.daemon, signal.SIGKILL)
             os.waitpid(self.daemon, 0)
         if self.runs_fd >= 0:  # by descriptor: the path now names the overlay's copy
-            with _suppress(FileNotFoundError):
+            with suppress(FileNotFoundError):
                 os.unlink(os.path.basename(self.record), dir_fd=self.runs_fd)
 
     def run(self) -> int:
@@ -322,44 +319,7 @@ class _Runner:
             self.teardown()
 
 
-def _signal_group(pid: int, signum: int) -> None:
-    with _suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signum)
-
-
-def _child(parent: int, argv: list[str], cwd: str | None, env: dict[str, str], program: bytes, err_w: int, fd_w: int,
-           go_r: int) -> NoReturn:
-    """The program's side of the fork: seal itself, hand over the listener, exec."""
-    step = "seal"
-    try:
-        _die_with_parent(parent)
-        os.setpgid(0, 0)
-        # Python ignores SIGPIPE and SIGXFSZ; the program expects the defaults.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
-        from mockfs.sandbox.seal import install
-
-        listener = install(program)
-        os.write(fd_w, str(listener).encode())
-        os.close(fd_w)
-        if os.read(go_r, 1) != b"1":
-            os._exit(126)
-        os.close(listener)  # the sealed program must not hold its own listener
-        step = "cwd"
-        if cwd is not None:
-            os.chdir(cwd)
-        step = "exec"
-        os.execvpe(argv[0], argv, env)
-    except OSError as exc:
-        if step == "seal":
-            with _suppress(OSError):
-                os.close(fd_w)
-        os.write(err_w, f"{exc.errno or errno.ENOEXEC} {step}".encode())
-    finally:
-        os._exit(127)
-
-
-def _daemon_main(parent: int, ready_w: int, real_proc: str, mock_proc: str, mountpoint: str,
+def _daemon_main(parent: int, ready_w: int, real_proc: str, run_proc: str, mock_proc: str, mountpoint: str,
                  spec: dict[str, Any]) -> NoReturn:
     """Body of the forked /proc daemon; never returns."""
     code = 1
@@ -382,7 +342,8 @@ def _daemon_main(parent: int, ready_w: int, real_proc: str, mock_proc: str, moun
 
         from mockfs.fuse import procfs
 
-        procfs.serve(real_proc, mock_proc, mountpoint, on_ready=ready, vmcore_mode=spec["vmcore_mode"])
+        procfs.serve(real_proc, mock_proc, mountpoint, run_proc=run_proc, on_ready=ready,
+                     vmcore_mode=spec["vmcore_mode"])
         code = 0
     except BaseException as exc:
         print(f"abi-harness /proc daemon: {exc!r}", file=sys.stderr)

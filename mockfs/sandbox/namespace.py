@@ -1,8 +1,10 @@
 """Run an unmodified program with mock files at their canonical paths.
 
 :func:`run_in_namespace` starts a small Python "runner" in a private mount
-namespace. The runner lays the mock over the canonical paths, then forks and
-execs the program, waits for it and reports its exit status:
+namespace. The runner lays the mock over the canonical paths, then forks the
+run's init, process 1 of a PID namespace of its own, which runs the program
+(see :func:`mockfs.sandbox.inside._init`); the runner waits and reports the
+exit status:
 
 * ``/sys/kernel`` becomes a tmpfs holding read-only binds of every real entry
   plus binds of the mock's entries (so writes reach the mock, i.e. its daemon);
@@ -15,8 +17,9 @@ execs the program, waits for it and reports its exit status:
 
 Nothing is mounted outside the namespace. Teardown is layered so that a
 SIGKILL anywhere leaves nothing behind: the runner and everything it forks die
-with their parent (``PR_SET_PDEATHSIG``); the runner kills whatever is left in
-its namespace when the program ends; and each run records itself under the
+with their parent (``PR_SET_PDEATHSIG``); the run's PID namespace dies with its
+init, and the runner kills whatever is left in its mount namespace when the
+program ends; and each run records itself under the
 runtime directory so that :func:`mockfs.sandbox.cleanup.cleanup` can kill
 survivors of a killed run (for instance grandchildren of the program).
 

@@ -12,10 +12,12 @@ command runs only when all pass, as the very process that passed them (exec).
 * /proc/sysrq-trigger and /proc/sys are not the host's procfs (statfs), or
   are read-only binds of it (``access(W_OK)`` answers EROFS: nothing is written);
 * every procfs mount in this namespace, and every mount below one, is
-  read-only, and so is the host's procfs the runner keeps under its stage
-  directory (where /proc's links point): writes through
-  ``<stage>/proc/sysrq-trigger``, ``<stage>/proc/sys`` and
-  ``<stage>/proc/self`` fail with EROFS, proved by ``access(W_OK)`` alone;
+  read-only: the run's own procfs, where /proc's links point
+  (``<stage>/proc-run``), and the host's that the runner keeps beside it
+  (``<stage>/proc``): writes through their ``sysrq-trigger``, ``sys`` and
+  ``self`` fail with EROFS, proved by ``access(W_OK)`` alone;
+* this process is in a PID namespace below the host's: the host's procfs
+  numbers it twice (``NSpid``), so the host's processes are out of its reach;
 * the root file system is not the host's: an overlay (rootless mode: the runner's
   tmpfs, each directory an overlay or read-only).
 
@@ -139,12 +141,22 @@ def root_problem() -> str | None:
 
 
 def stage_proc() -> str | None:
-    """The host procfs the runner keeps for /proc's links (``/proc/PID -> <stage>/proc/PID``), or None."""
+    """The procfs the runner's /proc links into (``/proc/PID -> <stage>/proc-run/PID``), or None."""
     try:
         target = os.readlink(f"/proc/{os.getpid()}")
     except OSError:
         return None  # a real procfs: the pid entries are directories
     return os.path.dirname(target) if os.path.isabs(target) else None
+
+
+def pid_namespace_problem(host_proc: str) -> str | None:
+    """Why this process could reach the host's processes (None when it is in a PID namespace below)."""
+    try:
+        with open(f"{host_proc}/thread-self/status") as status:
+            numbers = next((line.split()[1:] for line in status if line.startswith("NSpid:")), [])
+    except OSError as exc:
+        return f"cannot read {host_proc}/thread-self/status to prove the PID namespace: {exc.strerror}"
+    return None if len(numbers) > 1 else "the program shares the host's PID namespace"
 
 
 def problems() -> list[str]:
@@ -156,9 +168,13 @@ def problems() -> list[str]:
         out.append("/proc is not the runner's (its pid entries do not link into the runner's stage)")
     else:
         out.extend(_syscall_seal())
-        for name in ("sysrq-trigger", "sys/kernel/panic_on_oops", "self/comm"):
-            if os.path.lexists(f"{stage}/{name}") and not write_refused(f"{stage}/{name}"):
-                out.append(f"{stage}/{name} (the host's procfs) is writable")
+        host = os.path.join(os.path.dirname(stage), "proc")
+        for proc, whose in ((stage, "the run's procfs"), (host, "the host's procfs")):
+            for name in ("sysrq-trigger", "sys/kernel/panic_on_oops", "self/comm"):
+                if os.path.lexists(f"{proc}/{name}") and not write_refused(f"{proc}/{name}"):
+                    out.append(f"{proc}/{name} ({whose}) is writable")
+        if why := pid_namespace_problem(host):
+            out.append(why)
     for path in ("/proc/sysrq-trigger", "/proc/sys"):
         if fs_type(path) == PROC_SUPER_MAGIC and not write_refused(path):
             out.append(f"{path} is the host's procfs, writable")

@@ -369,6 +369,32 @@ def test_background_children_die_with_the_program(mock: Path, token: str, runtim
     assert not token_holders(token)
 
 
+def test_the_program_sees_its_run_only_and_gets_the_runners_signals(mock: Path, token: str, runtime: Path) -> None:
+    """A PID namespace of its own: the program is process 2, under the run's init, and sees none of the
+    host's processes; a terminal signal the runner gets reaches it through the init."""
+    import threading
+
+    result: dict[str, subprocess.CompletedProcess[str]] = {}
+    script = ("trap 'echo got-term > /sys/kernel/fadump/release_mem; exit 7' TERM;"
+              "echo \"$$ $(cat /proc/1/comm) $(ls /proc | grep -c '^[0-9]')\" > /sys/kernel/fadump/release_mem;"
+              "while :; do sleep 0.01; done")
+    thread = threading.Thread(target=lambda: result.update(r=_sh(mock, script, token, runtime)))
+    thread.start()
+    ready = mock / "sys/kernel/fadump/release_mem"
+    try:
+        assert wait_until(lambda: ready.read_text() != "0\n", 30), "the program did not start"
+        pid, init, count = ready.read_text().split()
+        assert (pid, init) == ("2", "abi-run-init")
+        assert int(count) < 8, count  # the init, bash, the sleep, ls, grep and the subshell at most
+        (record,) = runtime.glob("runs/*.run")
+        os.kill(int(record.stem), signal.SIGTERM)  # what a Ctrl-C of the caller's terminal sends the runner
+        thread.join(60)
+        assert result["r"].returncode == 7 and ready.read_text() == "got-term\n", result
+    finally:
+        cleanup(runtime, include_live=True)
+        thread.join(30)
+
+
 def test_timeout_kills_everything(mock: Path, token: str, runtime: Path) -> None:
     with pytest.raises(subprocess.TimeoutExpired):
         run_in_namespace(
@@ -388,7 +414,8 @@ def test_sigkill_of_the_caller_then_cleanup(mock: Path, token: str, runtime: Pat
         "from mockfs.sandbox.namespace import run_in_namespace\n"
         "run_in_namespace(sys.argv[2], ['bash', '-c', sys.argv[3]], runtime_dir=sys.argv[4])\n"
     )
-    # The grandchildren (the sleeps) outlive the bash that PDEATHSIG kills: cleanup() must find them.
+    # The grandchildren (the sleeps) would outlive the bash that PDEATHSIG kills, but not the run's
+    # init: the PID namespace dies with it. cleanup() then finds only the runner's record.
     script = "sleep 300 & sleep 300 & echo started > /sys/kernel/fadump/release_mem; wait"
     caller = subprocess.Popen(
         [sys.executable, "-c", caller_code, str(REPO), str(mock), script, str(runtime)],
@@ -396,16 +423,15 @@ def test_sigkill_of_the_caller_then_cleanup(mock: Path, token: str, runtime: Pat
     )
     try:
         assert wait_until(lambda: ready.read_text() == "started\n", 30), "the program did not start"
-        assert wait_until(lambda: len(token_holders(token)) == 6)  # caller, runner, daemon, bash, 2 sleeps
+        # caller, runner, /proc daemon, the run's init, bash, 2 sleeps
+        assert wait_until(lambda: len(token_holders(token)) == 7)
+        assert sorted(_comm(p) for p in token_holders(token)).count("sleep") == 2
         caller.send_signal(signal.SIGKILL)
         caller.wait()
-        # The runner and its direct children go by PDEATHSIG; the sleeps remain.
-        assert wait_until(lambda: all(_comm(p) == "sleep" for p in token_holders(token)))
-        assert len(token_holders(token)) == 2
-        report = cleanup(runtime)
-        assert len(report.records) == 1
-        assert report.killed
+        # The runner and its direct children go by PDEATHSIG; the rest with the run's init.
         assert wait_until(lambda: not token_holders(token))
+        report = cleanup(runtime)
+        assert len(report.records) == 1 and not report.killed
         assert not cleanup(runtime)
     finally:
         if caller.poll() is None:

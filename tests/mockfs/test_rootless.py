@@ -88,7 +88,8 @@ class Rootless:
             f'exec {into}{tool("setpriv")} --reuid={USER} --regid={USER} --clear-groups -- "$@"',
         ])
         env = {"PATH": f"{cli_path().parent}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.home),
-               "XDG_RUNTIME_DIR": str(self.home / "run"), "LANG": "C.UTF-8", "ABI_TEST_TOKEN": self.token,
+               "XDG_RUNTIME_DIR": str(self.home / "run"), "TMPDIR": str(self.home / "tmp"), "LANG": "C.UTF-8",
+               "ABI_TEST_TOKEN": self.token,
                "PYTHONDONTWRITEBYTECODE": "1"}
         return subprocess.run([tool("unshare"), "--mount", "--propagation", "private", "--", "sh", "-c", setup, "sh",
                                "env", "-i", *(f"{k}={v}" for k, v in env.items()), "sh", "-ec", f"cd {self.home}\n{script}"],
@@ -109,7 +110,8 @@ def rootless() -> Iterator[Rootless]:
     try:
         os.chmod(home, 0o755)
         (home / "run").mkdir(mode=0o700)
-        for path in (home, home / "run"):
+        (home / "tmp").mkdir(mode=0o700)  # scratch of this test's runs alone: another worker's runs are the same user
+        for path in (home, home / "run", home / "tmp"):
             os.chown(path, USER, USER)
         user = Rootless(home)
         probe = user.run("python3 -c 'import abi_harness, mockfs'")  # the venv, as that user
@@ -165,7 +167,7 @@ def test_a_rootless_dump_is_complete_and_private(rootless: Rootless, small_kdump
     assert "the dump is the fixture's memory, complete" in proc.stderr
     saved = (out / "vmcore").stat()
     assert (saved.st_uid, saved.st_mode & 0o777) == (USER, 0o600)
-    assert not [p for p in Path(tempfile.gettempdir()).glob("abi-run-*") if p.stat().st_uid == USER]
+    assert list((rootless.home / "tmp").iterdir()) == []  # the run's scratch went with it
     # Root in its user namespace, the runner still kept its record in the user's runtime directory, and took it.
     runs = rootless.home / "run" / "abi-harness" / "runs"
     assert runs.is_dir() and not list(runs.iterdir())
@@ -230,16 +232,13 @@ def test_refused_user_namespaces_are_one_line(rootless: Rootless) -> None:
 
 
 def test_cleanup_as_an_ordinary_user_names_what_is_not_theirs(rootless: Rootless) -> None:
-    # Root's: a scratch directory of a killed run (pid 1 did not start at tick 1: its owner is gone), in a
-    # TMPDIR of this test's own, and a runtime directory whose records only root may list.
+    # Root's: a scratch directory of a killed run (pid 1 did not start at tick 1: its owner is gone), in the
+    # test's own TMPDIR, and a runtime directory whose records only root may list.
     tmp, runtime = rootless.home / "tmp", rootless.home / "root-runtime"
-    tmp.mkdir(mode=0o755)
-    os.chown(tmp, USER, USER)  # tempfile takes only a TMPDIR it may write to
     (tmp / "abi-run-1-1-stale").mkdir(mode=0o700)
     runtime.mkdir(mode=0o755)
     (runtime / "runs").mkdir(mode=0o700)
-    proc = rootless.run(f"TMPDIR={tmp} abi-harness cleanup; "
-                        f"ABI_HARNESS_RUNTIME_DIR={runtime} abi-harness cleanup || echo \"exit $?\"")
+    proc = rootless.run(f"abi-harness cleanup; ABI_HARNESS_RUNTIME_DIR={runtime} abi-harness cleanup || echo \"exit $?\"")
     assert (tmp / "abi-run-1-1-stale").exists()
     assert proc.stdout.strip() == "exit 2", proc.stdout  # nothing claimed as removed
     errors = proc.stderr.splitlines()

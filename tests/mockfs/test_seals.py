@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from abi_specs.kexec import syscall_numbers
-from mockfs.sandbox.probe import host_arch
+from mockfs.sandbox.probe import host_arch, pid_namespace_problem
 from mockfs.sandbox.seal import build_filter, install, raw_syscall, receive, take_fd
 from mockfs.sandbox.sealed_calls import answer
 from mockfs.session.testbed import Machine
@@ -28,23 +28,25 @@ from ..support import EVENT_TIMEOUT, SEALED, host_snapshot, run_cli
 _STAGE_CHECK = r"""
 import errno, os, sys
 res = open(sys.argv[1], "w", buffering=1)
-stage = os.path.dirname(os.readlink(f"/proc/{os.getpid()}"))
-print("stage", stage, file=res)
-try:  # harmless even if it were written: this process's own name
-    with open(f"{stage}/self/comm", "w") as f:
-        f.write("renamed")
-    print("self/comm WRITTEN", file=res)
-except OSError as exc:
-    print("self/comm", errno.errorcode[exc.errno], file=res)
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
-for name in ("sys/kernel/panic_on_oops", "sysrq-trigger"):  # asked with access(2): nothing is written
-    if os.path.exists(f"{stage}/{name}"):
-        ok = libc.access(f"{stage}/{name}".encode(), os.W_OK) == 0
-        print(name, "WRITABLE" if ok else errno.errorcode[ctypes.get_errno()], file=res)
-print("statvfs", "ro" if os.statvfs(stage).f_flag & os.ST_RDONLY else "rw", file=res)
+links = os.path.dirname(os.readlink(f"/proc/{os.getpid()}"))  # the run's procfs
+print("links", links, file=res)
 with open("/proc/self/mountinfo") as f:
-    print("mount", [line.split()[5].split(",")[0] for line in f if line.split()[4] == stage][0], file=res)
+    mounts = [line.split() for line in f]
+for kind, proc in (("run", links), ("host", os.path.join(os.path.dirname(links), "proc"))):
+    try:  # harmless even if it were written: this process's own name
+        with open(f"{proc}/self/comm", "w") as f:
+            f.write("renamed")
+        print(kind, "self/comm WRITTEN", file=res)
+    except OSError as exc:
+        print(kind, "self/comm", errno.errorcode[exc.errno], file=res)
+    for name in ("sys/kernel/panic_on_oops", "sysrq-trigger"):  # asked with access(2): nothing is written
+        if os.path.exists(f"{proc}/{name}"):
+            ok = libc.access(f"{proc}/{name}".encode(), os.W_OK) == 0
+            print(kind, name, "WRITABLE" if ok else errno.errorcode[ctypes.get_errno()], file=res)
+    print(kind, "statvfs", "ro" if os.statvfs(proc).f_flag & os.ST_RDONLY else "rw", file=res)
+    print(kind, "mount", [m[5].split(",")[0] for m in mounts if m[4] == proc][0], file=res)
 with open(f"/proc/self/fd/{res.fileno()}", "a") as again:  # a magic link leads to the file's own mount
     again.write("magic-link ok\n")
 """
@@ -56,11 +58,12 @@ def test_the_hosts_procfs_under_the_stage_is_read_only(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = machine.run([*SEALED, sys.executable, "-c", _STAGE_CHECK, f"{out}/result"], output=out)
     assert result.returncode == 0
-    lines = dict(line.split(" ", 1) for line in (out / "result").read_text().splitlines())
-    assert lines["stage"].endswith("/stage/proc")
-    assert lines["self/comm"] == "EROFS" and lines["sys/kernel/panic_on_oops"] == "EROFS"
-    assert lines.get("sysrq-trigger", "EROFS") == "EROFS"  # (this host's kernel may have no sysrq)
-    assert lines["statvfs"] == "ro" and lines["mount"] == "ro"
+    lines = dict(line.rsplit(" ", 1) for line in (out / "result").read_text().splitlines())
+    assert lines["links"].endswith("/stage/proc-run")  # /proc's entries: the run's own procfs
+    for kind in ("run", "host"):  # and the host's, which the runner keeps beside it
+        assert lines[f"{kind} self/comm"] == "EROFS" and lines[f"{kind} sys/kernel/panic_on_oops"] == "EROFS"
+        assert lines.get(f"{kind} sysrq-trigger", "EROFS") == "EROFS"  # (this host's kernel may have no sysrq)
+        assert lines[f"{kind} statvfs"] == "ro" and lines[f"{kind} mount"] == "ro"
     assert lines["magic-link"] == "ok"
     assert host_snapshot() == before
 
@@ -73,6 +76,8 @@ def test_the_probe_refuses_on_the_host_and_runs_nothing() -> None:
     assert proc.stderr.startswith("abi-harness probe: NOT SEALED:") and proc.stderr.count("\n") == 1
     assert "/proc is not the runner's" in proc.stderr
     assert "syscall seal" not in proc.stderr  # it made no system call to find out
+    # Its PID namespace check, asked here, sees the host's (inside every SEALED run it passes).
+    assert pid_namespace_problem("/proc") == "the program shares the host's PID namespace"
 
 
 @pytest.mark.parametrize(("output", "seal"), [
