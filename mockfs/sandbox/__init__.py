@@ -1,7 +1,9 @@
 """The sandbox: a private mount namespace where unmodified programs see the mock at canonical paths.
 
 * namespace: ``run_in_namespace`` (the caller's side);
-* inside: the runner that lives in the namespace (a fresh ``python -I -S``);
+* inside: the runner that lives in the namespace (a fork of the caller, or a fresh ``python -I -S``);
+* run_init: process 1 of each run's PID namespace, which runs the program;
+* quiet: ``suppress`` without contextlib, for the runner's quick start;
 * rootfs, binds: the sealed root file system the runner pivots into, and the
   bind targets that would undo its seal;
 * seal, sealed_calls: the seccomp seal that hands kexec, reboot and the other
