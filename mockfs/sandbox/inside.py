@@ -224,7 +224,8 @@ class _Runner:
         for sig in FORWARDED:
             signal.signal(sig, lambda signum, _frame: signal_group(pid, signum))
         listener = self.take_listener(pid, fd_r, go_w)
-        failure = os.read(err_r, 64).decode() if listener >= 0 else "1 seal"  # empty once exec closed the pipe
+        # Empty once exec closed the pipe; without a listener, the init's reason (its /proc), else the seal.
+        failure = os.read(err_r, 64).decode() or ("" if listener >= 0 else "1 seal")
         os.close(err_r)
         status = self.supervise(pid, listener) if not failure else os.waitpid(pid, 0)[1]
         for sig in FORWARDED:
@@ -236,7 +237,11 @@ class _Runner:
             if step == "seal":
                 raise SetupError("cannot seal the program's system calls (seccomp user notification is needed)")
             if step == "proc":
-                raise SetupError(f"cannot mount the run's own /proc in its PID namespace: {os.strerror(int(code))}")
+                hint = "" if not rootfs.in_user_namespace() else (
+                    " (an ordinary user may mount one only where no mount covers part of /proc, as containers "
+                    "cover /proc/kcore: run as root)")
+                raise SetupError(f"cannot mount the run's own /proc in its PID namespace: "
+                                 f"{os.strerror(int(code))}{hint}")
             self.report("exec_errno", failure)
             return 127
         if self.down:
@@ -258,7 +263,8 @@ class _Runner:
                 listener = take_fd(pidfd, int(raw))
             finally:
                 os.close(pidfd)
-        os.write(go_w, b"1" if listener >= 0 else b"0")
+        with suppress(BrokenPipeError):  # the init died before sealing (its /proc): the caller reads why
+            os.write(go_w, b"1" if listener >= 0 else b"0")
         os.close(go_w)
         return listener
 

@@ -37,7 +37,7 @@ def overlay_root(newroot: str, upper: str, work: str) -> None:
     """The host's root, read-only underneath the machine's writable layer, at *newroot*."""
     for d in (upper, work):
         os.makedirs(d, mode=0o700, exist_ok=True)
-    if _in_user_namespace():
+    if in_user_namespace():
         _overlay_each_top_directory(newroot, upper, work)
         return
     _seal("the root file system (overlayfs over /)", mount, "abi-harness-root", newroot, "overlay", 0,
@@ -82,7 +82,7 @@ def _overlay_each_top_directory(newroot: str, upper: str, work: str) -> None:
             os.chmod(f"{work}/{name}/work", 0o700)
 
 
-def _in_user_namespace() -> bool:
+def in_user_namespace() -> bool:
     """Whether this process runs in a user namespace of its own (rootless mode)."""
     try:
         with open("/proc/self/uid_map") as f:

@@ -71,9 +71,11 @@ class Rootless:
         self.home = home
         self.token = uuid.uuid4().hex
 
-    def run(self, script: str, fuse_mode: str = "0666", chroot: bool = False,
+    def run(self, script: str, fuse_mode: str = "0666", chroot: bool = False, as_root: str = "",
             timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        """*script* (sh -e) as the user; with *chroot*, from a chroot, where the kernel refuses user namespaces."""
+        """*script* (sh -e) as the user; with *chroot*, from a chroot, where the kernel refuses user namespaces.
+
+        *as_root* is shell run first, as root, in the test's namespace (a host to mimic)."""
         stage = self.home / ".stage"
         root = f"{stage}/root"
         into = f"{tool('chroot')} {root} " if chroot else ""
@@ -84,6 +86,7 @@ class Rootless:
             f"mknod -m {fuse_mode} {stage}/dev/fuse {FUSE_DEV}",
             f"mount --bind {stage}/dev/fuse /dev/fuse",
             _reach_script(stage),
+            as_root,
             f"mount --rbind / {root}" if chroot else "",
             f'exec {into}{tool("setpriv")} --reuid={USER} --regid={USER} --clear-groups -- "$@"',
         ])
@@ -230,6 +233,19 @@ def test_refused_user_namespaces_are_one_line(rootless: Rootless) -> None:
     assert "Operation not permitted" in proc.stderr and "unprivileged user namespaces" in proc.stderr
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
 
+
+
+def test_a_partly_covered_proc_refuses_the_runs_own_proc_in_one_line(rootless: Rootless) -> None:
+    # As containers do (over /proc/kcore, /proc/keys...): a mount over part of /proc. An ordinary user's
+    # new procfs would reveal what it hides, so the kernel refuses the run's, and the run does not start
+    # without its PID namespace.
+    proc = rootless.run("abi-harness run --fixture kdump-x86_64 -- touch ran || echo \"exit $?\"",
+                        as_root="mount --bind /dev/null /proc/uptime")
+    assert proc.stdout.strip() == "exit 2", proc.stdout + proc.stderr
+    assert proc.stderr.startswith("abi-harness: error: cannot mount the run's own /proc in its PID namespace: "
+                                  "Operation not permitted (an ordinary user may mount one only where"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert not (rootless.home / "ran").exists()
 
 def test_cleanup_as_an_ordinary_user_names_what_is_not_theirs(rootless: Rootless) -> None:
     # Root's: a scratch directory of a killed run (pid 1 did not start at tick 1: its owner is gone), in the
