@@ -79,6 +79,7 @@ class _Runner:
         self.proc_fd = -1
         self.events: list[str] = []
         self.down = False  # the machine went down (reboot): the run ends
+        self.init: int | None = None  # process 1 of the run's PID namespace: everything of the run dies with it
 
     def report(self, key: str, value: object) -> None:
         with suppress(OSError):
@@ -140,10 +141,11 @@ class _Runner:
         os.mkdir(self.real_proc)
         os.mkdir(self.run_proc)
         mount("/proc", self.real_proc, None, MS_BIND | MS_REC)
-        # The program reaches this bind through /proc's links (/proc/1 -> <stage>/proc/1), so it
-        # is read-only all the way down: <stage>/proc/sysrq-trigger and <stage>/proc/sys/* fail
-        # with EROFS instead of reaching the host. (Binds copied from it later stay read-only.)
-        # Only the supervisor writes procfs (its callers' memory), through a clone no path leads to.
+        # Ours and the /proc daemon's; the program's mount namespace lacks it (see run_init), and what
+        # it gets of it, /proc/sys and /proc/sysrq-trigger bound over the overlay's, is read-only all
+        # the way down: writes fail with EROFS instead of reaching the host. (Binds copied from it later
+        # stay read-only.) Only the runner writes procfs (its callers' memory), through a clone no
+        # path leads to.
         from mockfs.sandbox.seal import SealError, private_proc_handle
 
         try:
@@ -214,7 +216,7 @@ class _Runner:
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         fd_r, fd_w = os.pipe2(os.O_CLOEXEC)
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
+        pid = self.init = os.fork()
         if pid == 0:
             run_init(self.run_proc, argv, cwd, env, bytes.fromhex(self.spec["seal"]), err_w, fd_w, go_r)
         for fd in (err_w, fd_w, go_r):
@@ -228,6 +230,7 @@ class _Runner:
         failure = os.read(err_r, 64).decode() or ("" if listener >= 0 else "1 seal")
         os.close(err_r)
         status = self.supervise(pid, listener) if not failure else os.waitpid(pid, 0)[1]
+        self.init = None  # reaped: its pid may be anyone's now
         for sig in FORWARDED:
             signal.signal(sig, signal.SIG_IGN)  # the pid may be reused from now on
         for event in self.events:
@@ -236,6 +239,9 @@ class _Runner:
             code, _, step = failure.partition(" ")
             if step == "seal":
                 raise SetupError("cannot seal the program's system calls (seccomp user notification is needed)")
+            if step == "hide":
+                raise SetupError(f"cannot hide the host's /proc from the program (a mount namespace of its own): "
+                                 f"{os.strerror(int(code))}")
             if step == "proc":
                 hint = "" if not rootfs.in_user_namespace() else (
                     " (an ordinary user may mount one only where no mount covers part of /proc, as containers "
@@ -296,6 +302,8 @@ class _Runner:
 
     def kill_program(self) -> None:
         """The machine went down: every process of the run but us and the /proc daemon dies."""
+        if self.init is not None:  # its PID namespace, the program's whole process tree, dies with it
+            kill_and_wait([self.init], proc=self.real_proc)
         spare = (os.getpid(), self.daemon)
         for _ in range(5):
             left = [p for p in namespace_members(self.stage, self.mntns, self.real_proc) if p not in spare]

@@ -12,12 +12,12 @@ command runs only when all pass, as the very process that passed them (exec).
 * /proc/sysrq-trigger and /proc/sys are not the host's procfs (statfs), or
   are read-only binds of it (``access(W_OK)`` answers EROFS: nothing is written);
 * every procfs mount in this namespace, and every mount below one, is
-  read-only: the run's own procfs, where /proc's links point
-  (``<stage>/proc-run``), and the host's that the runner keeps beside it
-  (``<stage>/proc``): writes through their ``sysrq-trigger``, ``sys`` and
-  ``self`` fail with EROFS, proved by ``access(W_OK)`` alone;
-* this process is in a PID namespace below the host's: the host's procfs
-  numbers it twice (``NSpid``), so the host's processes are out of its reach;
+  read-only, the run's own procfs where /proc's links point
+  (``<stage>/proc-run``) among them: writes through its ``sysrq-trigger``,
+  ``sys`` and ``self`` fail with EROFS, proved by ``access(W_OK)`` alone;
+* this process is in the run's PID namespace (its process 1 is the run's
+  init) and the host's procfs, which the runner keeps beside the run's
+  (``<stage>/proc``), is not mounted in its mount namespace;
 * the root file system is not the host's: an overlay (rootless mode: the runner's
   tmpfs, each directory an overlay or read-only).
 
@@ -150,13 +150,23 @@ def stage_proc() -> str | None:
 
 
 def pid_namespace_problem(host_proc: str) -> str | None:
-    """Why this process could reach the host's processes (None when it is in a PID namespace below)."""
+    """Why this process could reach the host's processes (None when they are out of its sight).
+
+    It must run in the run's PID namespace, whose process 1 is the run's init, and must not find
+    the host's procfs at *host_proc*, where the runner keeps it for itself.
+    """
+    from .run_init import INIT_NAME
+
     try:
-        with open(f"{host_proc}/thread-self/status") as status:
-            numbers = next((line.split()[1:] for line in status if line.startswith("NSpid:")), [])
+        with open("/proc/1/comm") as comm:
+            first = comm.read().strip()
     except OSError as exc:
-        return f"cannot read {host_proc}/thread-self/status to prove the PID namespace: {exc.strerror}"
-    return None if len(numbers) > 1 else "the program shares the host's PID namespace"
+        return f"cannot read /proc/1/comm to prove the PID namespace: {exc.strerror}"
+    if first != INIT_NAME:
+        return f"the program shares a PID namespace whose process 1 is {first!r}, not the run's init"
+    if os.path.lexists(f"{host_proc}/1"):
+        return f"the host's procfs is mounted at {host_proc}"
+    return None
 
 
 def problems() -> list[str]:
@@ -168,12 +178,10 @@ def problems() -> list[str]:
         out.append("/proc is not the runner's (its pid entries do not link into the runner's stage)")
     else:
         out.extend(_syscall_seal())
-        host = os.path.join(os.path.dirname(stage), "proc")
-        for proc, whose in ((stage, "the run's procfs"), (host, "the host's procfs")):
-            for name in ("sysrq-trigger", "sys/kernel/panic_on_oops", "self/comm"):
-                if os.path.lexists(f"{proc}/{name}") and not write_refused(f"{proc}/{name}"):
-                    out.append(f"{proc}/{name} ({whose}) is writable")
-        if why := pid_namespace_problem(host):
+        for name in ("sysrq-trigger", "sys/kernel/panic_on_oops", "self/comm"):
+            if os.path.lexists(f"{stage}/{name}") and not write_refused(f"{stage}/{name}"):
+                out.append(f"{stage}/{name} (the run's procfs) is writable")
+        if why := pid_namespace_problem(os.path.join(os.path.dirname(stage), "proc")):
             out.append(why)
     for path in ("/proc/sysrq-trigger", "/proc/sys"):
         if fs_type(path) == PROC_SUPER_MAGIC and not write_refused(path):

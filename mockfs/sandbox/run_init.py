@@ -3,9 +3,10 @@
 The runner (:mod:`.inside`) unshares a PID namespace and forks :func:`run_init`.
 The init mounts the namespace's own procfs, read-only (the /proc overlay's
 entries link into it, so the program sees its run's processes only, numbered
-as ``getpid()`` numbers them), seals its system calls (:mod:`.seal`; the
-program inherits the filter) and hands the listener to the runner, which
-answers the sealed calls. Then it forks the program, passes on the terminal
+as ``getpid()`` numbers them); takes a mount namespace of its own without the
+host's procfs, which the runner and the /proc daemon keep beside it; seals its
+system calls (:mod:`.seal`; the program inherits the filter) and hands the
+listener to the runner, which answers the sealed calls. Then it forks the program, passes on the terminal
 signals the runner passes to it (an init gets only the signals it handles),
 reaps every orphan of the run, and exits with the program's status: whatever
 of the run is still alive then dies with it, by the kernel's hand.
@@ -19,7 +20,20 @@ import os
 import signal
 
 from mockfs.sandbox.quiet import suppress
-from mockfs.sandbox.syscalls import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, die_with_parent, mount, set_name
+from mockfs.sandbox.syscalls import (
+    CLONE_NEWNS,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    die_with_parent,
+    mount,
+    set_name,
+    umount_lazy,
+    unshare,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,6 +80,12 @@ def run_init(run_proc: str, argv: list[str], cwd: str | None, env: dict[str, str
             set_name(INIT_NAME)
         step = "proc"
         mount("proc", run_proc, "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        # The runner's and the /proc daemon's view of the host's procfs beside it is not the program's:
+        # through its processes' fd links a path there would lead to what they hold open.
+        step = "hide"
+        unshare(CLONE_NEWNS)
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        umount_lazy(os.path.join(os.path.dirname(run_proc), "proc"))
         step = "seal"
         # Python ignores SIGPIPE and SIGXFSZ; the program expects the defaults.
         for sig in (signal.SIGPIPE, signal.SIGXFSZ):
