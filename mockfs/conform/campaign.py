@@ -39,6 +39,7 @@ from mockfs.dumps import VerifyReport
 from mockfs.fuse.faults import parse_faults
 from mockfs.machine import Fixture, VmcoreImage, write_fixture
 from mockfs.machine.generate import MIN_MEMORY, new_fixture
+from mockfs.sandbox.scratch import stop_signals_held
 from mockfs.session.runner import RunResult, run
 
 from .arming import Arming, arm_and_crash, check_rearmed
@@ -318,9 +319,10 @@ def conform(
 
     tmp: Workspace | None = None
     try:
-        # Inside the try: a stop signal that lands right after the scratch exists still removes it.
+        # Inside the try, stops held until `tmp` has it: a stop signal at any point still removes the scratch.
         if work is None:
-            tmp = Workspace(tmpfs)
+            with stop_signals_held():
+                tmp = Workspace(tmpfs)
         place = tmp.path if tmp is not None else work
         drawn = draw_examples(examples_count, seed, platform, arch, kinds, should_stop)
         report.drawn = len(drawn)

@@ -10,7 +10,7 @@ from pathlib import Path
 from abi_specs.errors import AbiError
 from mockfs.dumps import VerifyReport, verify_dump
 from mockfs.machine import VmcoreImage, resolve_fixture
-from mockfs.sandbox.scratch import Scratch
+from mockfs.sandbox.scratch import Scratch, stop_signals_held
 
 from .runner import RunResult, run
 
@@ -48,10 +48,16 @@ def collector_path() -> str:
 def run_demo(platform: str = "phyp") -> DemoResult:
     """Save the dump of *platform*'s demo fixture with vmcore-save, and verify it page by page."""
     fixture = DEMO_FIXTURES[platform]
-    with Scratch("abi-demo-") as tmp:
-        out = Path(tmp) / "dump"
+    scratch = None
+    try:
+        with stop_signals_held():  # a stop that lands while the scratch is made is taken once `scratch` has it
+            scratch = Scratch("abi-demo-")
+        out = Path(scratch.name) / "dump"
         command = [collector_path(), "--quiet", str(out)]
         result = run(command, fixture=fixture, output=out)
         dump = out / "vmcore"
         verdict = verify_dump(VmcoreImage(resolve_fixture(fixture)), dump) if dump.exists() else None
         return DemoResult(fixture, command, result, verdict)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()

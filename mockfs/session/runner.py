@@ -29,7 +29,7 @@ from typing import Any
 from abi_specs.errors import AbiError
 from mockfs.fuse.faults import FaultPlan, parse_faults
 from mockfs.sandbox import syscalls
-from mockfs.sandbox.scratch import Scratch
+from mockfs.sandbox.scratch import Scratch, stop_signals_held
 
 from .machines import MachineDir
 from .output_limit import limit_output
@@ -259,12 +259,13 @@ def run(argv: Sequence[str], *, fixture: str | None = None, output: str | Path |
         # Resolved here, failing with the fixture's own message rather than in the supervisor, and only once.
         served = resolve_served(fixture or "phyp-power6")
     tmp = None
-    if workdir is None:
-        tmp = Scratch("abi-run-")
-        workdir = tmp.name
-    work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
     try:
+        if workdir is None:
+            with stop_signals_held():  # a stop that lands while the scratch is made is taken once `tmp` has it
+                tmp = Scratch("abi-run-")
+            workdir = tmp.name
+        work = Path(workdir)
+        work.mkdir(parents=True, exist_ok=True)
         mdir = _machine_for(served if machine is None else fixture, machine, state, work)
         if not _command_exists(argv[0], mdir, env):
             raise RunError(f"{argv[0]}: command not found (on the host or in the machine's root file system)")

@@ -156,3 +156,40 @@ def test_plugin_marker_faults_and_override(abi_run) -> None:
     assert failing.returncode != 0 and failing.faults == ["eio:0x0-0x1000"]
     clean = abi_run(["sh", "-c", "head -c 16 /proc/vmcore > /dev/null"], faults=[])
     assert clean.returncode == 0 and clean.faults == []
+
+
+class _Stopped(Exception):
+    """What the test's SIGTERM handler raises (the command line's raises KeyboardInterrupt)."""
+
+
+@pytest.mark.parametrize("owner", ["run", "conform"])
+def test_a_stop_while_the_scratch_is_made_still_removes_it(owner: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM right after the scratch directory is made, before its owner holds it: the owner removes it."""
+    import tempfile
+
+    from mockfs.conform.campaign import conform
+    from mockfs.sandbox import scratch
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    made = scratch.scratch_dir
+
+    def made_then_stopped(prefix: str, base: str | None = None) -> str:
+        name = made(prefix, base)
+        os.kill(os.getpid(), signal.SIGTERM)  # lands before mkdtemp's caller has even returned
+        return name
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise _Stopped
+
+    monkeypatch.setattr(scratch, "scratch_dir", made_then_stopped)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(_Stopped):
+            if owner == "run":
+                run(["true"], fixture="kdump-x86_64")
+            else:
+                conform(["true"], platform="kdump", examples_count=1, jobs=1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert list(tmp_path.iterdir()) == []  # made, and removed by its owner
