@@ -246,12 +246,17 @@ class MachineDir:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the machine for one run; MachineError at once when another run holds it."""
+        """Hold the machine for one run; MachineError at once when another run holds it.
+
+        The lock is a POSIX record lock, which is this process's own: a process
+        another thread forks meanwhile (conform's next run) does not take it
+        along, as it would a flock() held by the descriptor both then share.
+        """
         fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError):  # EAGAIN, or EACCES on some systems
                 raise MachineError(f"{self.path}: another run is using this machine") from None
             self.doc["runs"] = int(self.doc.get("runs", 0)) + 1
             yield
@@ -265,17 +270,21 @@ class MachineDir:
                                                                "mock": str(mock_root)}))
 
     def in_use(self) -> dict[str, Any] | None:
-        """The live run's record, or None when no run holds the machine."""
+        """The live run's record, or None when no run holds the machine.
+
+        For other processes than the holder: a POSIX lock is its owner's, so the
+        holder would find it free, and closing this descriptor would drop it.
+        """
         fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError):
                 try:
                     return dict(json.loads((self.path / "active.json").read_text()))
                 except (OSError, ValueError):
                     return {"pid": None}
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            fcntl.lockf(fd, fcntl.LOCK_UN)
             return None
         finally:
             os.close(fd)

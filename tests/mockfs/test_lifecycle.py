@@ -164,6 +164,30 @@ def test_machine_show_and_reboot_from_the_command_line(tmp_path: Path) -> None:
     assert os.stat(mdir).st_mode & 0o777 == 0o700 and os.stat(mdir / "machine.json").st_mode & 0o777 == 0o600
 
 
+def test_a_process_forked_while_a_machine_is_held_does_not_keep_it(tmp_path: Path) -> None:
+    """conform forks one example's run supervisor while another thread holds its own machine (an offline
+    crash): once the holder lets go, the machine is free, however long the forked process lives."""
+    machine = MachineDir.create(tmp_path / "m", "kdump-x86_64", "armed")
+    r, w = os.pipe()
+    with machine.locked():
+        child = os.fork()
+        if child == 0:  # lives on with whatever it inherited, until the test lets it go
+            os.close(w)
+            os.read(r, 1)
+            os._exit(0)
+    os.close(r)
+    try:
+        assert machine.in_use() is None
+        with MachineDir.open(machine.path).locked():  # the next run of it takes it, against other processes
+            probe = os.fork()
+            if probe == 0:
+                os._exit(0 if machine.in_use() == {"pid": None} else 1)  # held (no active.json: nothing serves it)
+            assert os.waitstatus_to_exitcode(os.waitpid(probe, 0)[1]) == 0
+    finally:
+        os.close(w)
+        os.waitpid(child, 0)
+
+
 def test_a_reloaded_machine_reads_the_state_a_daemon_saved_and_keeps_its_image(tmp_path: Path) -> None:
     machine = MachineDir.create(tmp_path / "m", "kdump-x86_64", "armed")
     # Another process (a run's daemon) moves the machine on and saves it.

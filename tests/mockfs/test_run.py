@@ -167,6 +167,7 @@ def test_a_stop_while_the_scratch_is_made_still_removes_it(owner: str, tmp_path:
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGTERM right after the scratch directory is made, before its owner holds it: the owner removes it."""
     import tempfile
+    import threading
 
     from mockfs.conform.campaign import conform
     from mockfs.sandbox import scratch
@@ -176,7 +177,9 @@ def test_a_stop_while_the_scratch_is_made_still_removes_it(owner: str, tmp_path:
 
     def made_then_stopped(prefix: str, base: str | None = None) -> str:
         name = made(prefix, base)
-        os.kill(os.getpid(), signal.SIGTERM)  # lands before mkdtemp's caller has even returned
+        # Lands before mkdtemp's caller has even returned; at the main thread, as in the command line
+        # (single-threaded then), since this worker's other threads would take a process-wide one.
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
         return name
 
     def stop(_signum: int, _frame: object) -> None:
