@@ -27,7 +27,7 @@ from mockfs.sandbox.processes import kill_and_wait, mount_namespace, namespace_m
 from mockfs.sandbox.quiet import suppress
 from mockfs.sandbox.records import write_record
 from mockfs.sandbox.rootfs import SetupError
-from mockfs.sandbox.run_init import FORWARDED, run_init, signal_group
+from mockfs.sandbox.run_init import FORWARDED, STEPS, run_init, signal_group
 from mockfs.sandbox.syscalls import (
     CLONE_NEWNS,
     CLONE_NEWPID,
@@ -238,16 +238,12 @@ class _Runner:
         if failure:
             code, _, step = failure.partition(" ")
             if step == "seal":
-                raise SetupError("cannot seal the program's system calls (seccomp user notification is needed)")
-            if step == "hide":
-                raise SetupError(f"cannot hide the host's /proc from the program (a mount namespace of its own): "
-                                 f"{os.strerror(int(code))}")
-            if step == "proc":
-                hint = "" if not rootfs.in_user_namespace() else (
+                raise SetupError(STEPS["seal"])
+            if step in STEPS:
+                hint = "" if step != "proc" or not rootfs.in_user_namespace() else (
                     " (an ordinary user may mount one only where no mount covers part of /proc, as containers "
                     "cover /proc/kcore: run as root)")
-                raise SetupError(f"cannot mount the run's own /proc in its PID namespace: "
-                                 f"{os.strerror(int(code))}{hint}")
+                raise SetupError(f"{STEPS[step]}: {os.strerror(int(code))}{hint}")
             self.report("exec_errno", failure)
             return 127
         if self.down:

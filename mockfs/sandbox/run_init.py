@@ -6,10 +6,12 @@ entries link into it, so the program sees its run's processes only, numbered
 as ``getpid()`` numbers them); takes a mount namespace of its own without the
 host's procfs, which the runner and the /proc daemon keep beside it; seals its
 system calls (:mod:`.seal`; the program inherits the filter) and hands the
-listener to the runner, which answers the sealed calls. Then it forks the program, passes on the terminal
-signals the runner passes to it (an init gets only the signals it handles),
-reaps every orphan of the run, and exits with the program's status: whatever
-of the run is still alive then dies with it, by the kernel's hand.
+listener to the runner, which answers the sealed calls. Then it forks the
+program, passes on the terminal signals the runner passes to it (an init gets
+only the signals it handles), reaps every orphan of the run, and exits with the
+program's status: whatever of the run is still alive then dies with it, by the
+kernel's hand. A step that fails is written to the runner as ``ERRNO STEP``
+(:data:`STEPS`).
 Builtin modules only, like the rest of the runner.
 """
 
@@ -43,6 +45,13 @@ if TYPE_CHECKING:
 INIT_NAME = "abi-run-init"
 #: Signals the runner and the run's init pass on to the program's process group.
 FORWARDED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
+#: The init's steps, as the runner says them when one fails (the program's own are ``cwd`` and ``exec``).
+STEPS = {
+    "init": "cannot start the run's init",
+    "proc": "cannot mount the run's own /proc in its PID namespace",
+    "hide": "cannot hide the host's /proc from the program (a mount namespace of its own)",
+    "seal": "cannot seal the program's system calls (seccomp user notification is needed)",
+}
 
 
 def signal_group(pid: int, signum: int) -> None:
@@ -55,12 +64,13 @@ def run_init(run_proc: str, argv: list[str], cwd: str | None, env: dict[str, str
              fd_w: int, go_r: int) -> NoReturn:
     """Be process 1 of the run's PID namespace: its /proc, the seal, then the program as its child.
 
-    It mounts the namespace's own procfs (read-only: /proc's entries link into it), installs the
-    syscall seal, which the program inherits, and hands the listener to the runner. Then it forks
-    the program, passes the runner's terminal signals on to it, reaps every orphan, and exits with
-    the program's status; the kernel kills whatever of the run is still alive when it does.
+    It mounts the namespace's own procfs (read-only: /proc's entries link into it), leaves the host's
+    out of its own mount namespace, installs the syscall seal, which the program inherits, and hands
+    the listener to the runner. Then it forks the program, passes the runner's terminal signals on to
+    it, reaps every orphan, and exits with the program's status; the kernel kills whatever of the run
+    is still alive when it does.
     """
-    step = "seal"
+    step = "init"
     child = 0
 
     def forward(signum: int, _frame: object) -> None:
