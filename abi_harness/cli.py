@@ -292,11 +292,13 @@ def _terminate_like_interrupt() -> None:
     """SIGTERM and SIGHUP end a command as Ctrl-C does: its clean-up runs (partial files, scratch, mounts)."""
     import signal
 
+    from mockfs.sandbox.stops import STOP_SIGNALS
+
     def stop(signum: int, _frame: object) -> None:
         STOPPED_BY.append(signum)
         raise KeyboardInterrupt
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, stop)
 
 

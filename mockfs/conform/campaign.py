@@ -39,7 +39,7 @@ from mockfs.dumps import VerifyReport
 from mockfs.fuse.faults import parse_faults
 from mockfs.machine import Fixture, VmcoreImage, write_fixture
 from mockfs.machine.generate import MIN_MEMORY, new_fixture
-from mockfs.sandbox.scratch import stop_signals_held
+from mockfs.sandbox.stops import stop_signals_held
 from mockfs.session.runner import RunResult, run
 
 from .arming import Arming, arm_and_crash, check_rearmed

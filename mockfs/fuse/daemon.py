@@ -32,6 +32,7 @@ from mockfs.sandbox.mountinfo import is_mount_point
 from mockfs.sandbox.processes import kill_and_wait, mount_namespace, start_time
 from mockfs.sandbox.records import read_record, write_record
 from mockfs.sandbox.runtime import subdir
+from mockfs.sandbox.stops import STOP_SIGNALS
 
 from . import cache
 from .binding import Fuse
@@ -146,7 +147,7 @@ class _LibfuseSignalHandlers:
     mask come back afterwards.
     """
 
-    STOPS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    STOPS = frozenset(STOP_SIGNALS)
 
     def __init__(self) -> None:
         self._saved: dict[int, Any] = {}
@@ -173,7 +174,7 @@ class _LibfuseSignalHandlers:
 def _stopped_by_signal(exc: RuntimeError) -> bool:
     """Whether mfusepy's RuntimeError is libfuse reporting the signal that ended its loop."""
     code = exc.args[0] if exc.args else None
-    return isinstance(code, int) and code in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, 8)
+    return isinstance(code, int) and code in (*STOP_SIGNALS, 8)
 
 
 def check_mountpoint(mountpoint: Path) -> None:

@@ -13,6 +13,7 @@
 * processes, mountinfo, records, runtime: processes by identity, the one
   mountinfo reader, the run and mount records and where they live;
 * scratch: scratch directories named after their owner;
+* stops: the signals that stop a command, and holding them while a scratch is handed over;
 * cleanup: the one cleanup of what killed runs and mocks left behind.
 
 The runner imports only builtin modules, so this package's ``__init__`` imports nothing.

@@ -3,7 +3,7 @@
 :func:`run_in_namespace` starts a small Python "runner" in a private mount
 namespace. The runner lays the mock over the canonical paths, then forks the
 run's init, process 1 of a PID namespace of its own, which runs the program
-(see :func:`mockfs.sandbox.inside._init`); the runner waits and reports the
+(see :mod:`mockfs.sandbox.run_init`); the runner waits and reports the
 exit status:
 
 * ``/sys/kernel`` becomes a tmpfs holding read-only binds of every real entry

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import tempfile
 
 from .processes import is_alive, start_time
@@ -37,25 +36,6 @@ def scratch_dir(prefix: str, base: str | None = None) -> str:
         raise ValueError(f"unknown scratch prefix {prefix!r}")
     pid = os.getpid()
     return tempfile.mkdtemp(prefix=f"{prefix}{pid}-{start_time(pid)}-", dir=base)
-
-
-#: The signals that stop a command as Ctrl-C does (see abi_harness.cli).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class stop_signals_held:
-    """Hold the stop signals in this thread for the block: one that lands then is taken at its end.
-
-    Made and handed to its owner inside the block (``tmp = Scratch(...)`` within
-    the owner's ``try``), a scratch directory is always the owner's to remove:
-    a stop in between would otherwise leave it behind, owned by nobody.
-    """
-
-    def __enter__(self) -> None:
-        self._mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-
-    def __exit__(self, *exc: object) -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
 
 
 class Scratch:

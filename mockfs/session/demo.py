@@ -10,7 +10,8 @@ from pathlib import Path
 from abi_specs.errors import AbiError
 from mockfs.dumps import VerifyReport, verify_dump
 from mockfs.machine import VmcoreImage, resolve_fixture
-from mockfs.sandbox.scratch import Scratch, stop_signals_held
+from mockfs.sandbox.scratch import Scratch
+from mockfs.sandbox.stops import stop_signals_held
 
 from .runner import RunResult, run
 

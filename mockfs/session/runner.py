@@ -29,7 +29,8 @@ from typing import Any
 from abi_specs.errors import AbiError
 from mockfs.fuse.faults import FaultPlan, parse_faults
 from mockfs.sandbox import syscalls
-from mockfs.sandbox.scratch import Scratch, stop_signals_held
+from mockfs.sandbox.scratch import Scratch
+from mockfs.sandbox.stops import stop_signals_held
 
 from .machines import MachineDir
 from .output_limit import limit_output
