@@ -23,7 +23,7 @@ import sys
 
 from mockfs.sandbox import rootfs
 from mockfs.sandbox.binds import bind_undoes_seal
-from mockfs.sandbox.processes import kill_and_wait, mount_namespace, namespace_members, start_time
+from mockfs.sandbox.processes import kill_and_wait, mount_namespace, start_time
 from mockfs.sandbox.quiet import suppress
 from mockfs.sandbox.records import write_record
 from mockfs.sandbox.rootfs import SetupError
@@ -297,20 +297,16 @@ class _Runner:
             self.kill_program()
 
     def kill_program(self) -> None:
-        """The machine went down: every process of the run but us and the /proc daemon dies."""
-        if self.init is not None:  # its PID namespace, the program's whole process tree, dies with it
+        """The machine went down: the run's init dies, and every process of the program with its PID namespace.
+
+        Nothing of the program can be elsewhere: no process leaves its PID namespace.
+        """
+        if self.init is not None:
             kill_and_wait([self.init], proc=self.real_proc)
-        spare = (os.getpid(), self.daemon)
-        for _ in range(5):
-            left = [p for p in namespace_members(self.stage, self.mntns, self.real_proc) if p not in spare]
-            if not left:
-                break
-            kill_and_wait(left, proc=self.real_proc)
 
     def teardown(self) -> None:
-        """Kill stragglers of the program, then the daemon; the namespace dies with us."""
-        if self.mntns is not None and os.path.isdir(self.real_proc):
-            self.kill_program()
+        """Kill what is left of the program (when set-up failed after the init started), then the daemon."""
+        self.kill_program()
         if self.daemon is not None:
             os.kill(self.daemon, signal.SIGKILL)
             os.waitpid(self.daemon, 0)
