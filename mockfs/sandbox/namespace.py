@@ -17,11 +17,11 @@ exit status:
 
 Nothing is mounted outside the namespace. Teardown is layered so that a
 SIGKILL anywhere leaves nothing behind: the runner and everything it forks die
-with their parent (``PR_SET_PDEATHSIG``); the run's PID namespace dies with its
-init, and the runner kills whatever is left in its mount namespace when the
-program ends; and each run records itself under the
-runtime directory so that :func:`mockfs.sandbox.cleanup.cleanup` can kill
-survivors of a killed run (for instance grandchildren of the program).
+with their parent (``PR_SET_PDEATHSIG``); the run's PID namespace, every
+process of the program, dies with its init, which exits with the program;
+and each run records itself under the runtime directory so that
+:func:`mockfs.sandbox.cleanup.cleanup` can kill what a killed run left in its
+mount namespace.
 
 The runner (:mod:`mockfs.sandbox.inside`) is a fork of the caller when the
 caller is single-threaded and its streams are plain descriptors (the run's
